@@ -1,0 +1,95 @@
+#include "core/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace ts::core {
+
+Family<Counter>& MetricsRegistry::counter(const std::string& name, const std::string& help,
+                                          std::vector<std::string> labels) {
+  std::lock_guard lock(mutex_);
+  auto& slot = counters_[name];
+  if (!slot) slot = std::make_unique<Family<Counter>>(name, help, std::move(labels));
+  return *slot;
+}
+
+Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string& help,
+                                      std::vector<std::string> labels) {
+  std::lock_guard lock(mutex_);
+  auto& slot = gauges_[name];
+  if (!slot) slot = std::make_unique<Family<Gauge>>(name, help, std::move(labels));
+  return *slot;
+}
+
+void MetricsRegistry::callback_gauge(const std::string& name, const std::string& help,
+                                     std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  callbacks_[name] = Callback{help, std::move(read)};
+}
+
+std::string prometheus_escape(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string label_block(const std::vector<std::string>& names,
+                        const std::vector<std::string>& values) {
+  if (names.empty()) return {};
+  std::string out = "{";
+  for (size_t i = 0; i < names.size() && i < values.size(); ++i) {
+    if (i) out += ',';
+    out += fmt::format("{}=\"{}\"", names[i], prometheus_escape(values[i]));
+  }
+  out += '}';
+  return out;
+}
+
+std::string number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  return fmt::format("{}", v);
+}
+
+}  // namespace
+
+std::string MetricsRegistry::render_prometheus() const {
+  // Collect every family under one lock, then render sorted by metric name.
+  std::map<std::string, std::string> blocks;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, family] : counters_) {
+    std::string b = fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, family->help(), name);
+    family->for_each([&](const std::vector<std::string>& values, const Counter& c) {
+      b += fmt::format("{}{} {}\n", name, label_block(family->labels(), values), c.value());
+    });
+    blocks[name] = std::move(b);
+  }
+  for (const auto& [name, family] : gauges_) {
+    std::string b = fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, family->help(), name);
+    family->for_each([&](const std::vector<std::string>& values, const Gauge& g) {
+      b += fmt::format("{}{} {}\n", name, label_block(family->labels(), values), number(g.value()));
+    });
+    blocks[name] = std::move(b);
+  }
+  for (const auto& [name, cb] : callbacks_) {
+    blocks[name] = fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, cb.help, name, name,
+                               number(cb.read()));
+  }
+  std::string out;
+  for (auto& [_, b] : blocks) out += b;
+  return out;
+}
+
+}  // namespace ts::core
