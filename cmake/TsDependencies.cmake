@@ -2,7 +2,7 @@
 find_package(Threads REQUIRED)
 find_package(OpenSSL 3 REQUIRED)
 # Boost 1.81 from the libboost1.81-* packages (not the default 1.74).
-find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url)
+find_package(Boost 1.81.0 EXACT REQUIRED CONFIG COMPONENTS json url)
 find_package(Protobuf 3.21 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
