@@ -1,7 +1,7 @@
 # One helper per kind of target (shared/STYLE.md "Build and tooling").
 
 set(TS_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
-    -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
+    -Woverloaded-virtual -Wimplicit-fallthrough
     -Wno-missing-field-initializers)  # designated initializers leave the rest defaulted on purpose
 
 if(TS_SANITIZE)
