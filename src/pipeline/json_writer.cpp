@@ -1,0 +1,210 @@
+#include "pipeline/json_writer.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace ts::pipeline::json {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void append_u_escape(std::string& out, unsigned code) {
+  out += "\\u";
+  out += kHex[(code >> 12) & 15];
+  out += kHex[(code >> 8) & 15];
+  out += kHex[(code >> 4) & 15];
+  out += kHex[code & 15];
+}
+
+// Days since 1970-01-01 -> civil date (proleptic Gregorian), valid for the whole int64 range we
+// accept after normalisation.
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+}
+
+void append_padded(std::string& out, std::int64_t v, int width) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  for (int n = static_cast<int>(end - buf); n < width; ++n) out += '0';
+  out.append(buf, end);
+}
+
+}  // namespace
+
+void append_string(std::string& out, std::string_view s, Escaping escaping) {
+  out += '"';
+  const bool html = escaping == Escaping::Go;
+  size_t start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const char* esc = nullptr;
+    bool u_escape = false;
+    size_t skip = 1;
+    if (c == '"') {
+      esc = "\\\"";
+    } else if (c == '\\') {
+      esc = "\\\\";
+    } else if (c < 0x20) {
+      switch (c) {
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: u_escape = true;
+      }
+    } else if (html && (c == '<' || c == '>' || c == '&')) {
+      u_escape = true;
+    } else if (html && c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+               (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
+                static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+      // U+2028 / U+2029 (line and paragraph separators), escaped by encoding/json.
+      out.append(s.data() + start, i - start);
+      append_u_escape(out, static_cast<unsigned char>(s[i + 2]) == 0xA8 ? 0x2028 : 0x2029);
+      i += 2;
+      start = i + 1;
+      continue;
+    } else {
+      continue;
+    }
+    out.append(s.data() + start, i - start);
+    if (u_escape) {
+      append_u_escape(out, c);
+    } else {
+      out += esc;
+    }
+    start = i + skip;
+  }
+  out.append(s.data() + start, s.size() - start);
+  out += '"';
+}
+
+bool append_float(std::string& out, double value, int bits) {
+  if (!std::isfinite(value)) return false;
+  if (value == 0) {
+    out += std::signbit(value) ? "-0" : "0";
+    return true;
+  }
+  // Go: exponent form when abs < 1e-6 || abs >= 1e21, compared at the value's own width.
+  bool exp_form;
+  char buf[64];
+  std::to_chars_result r;
+  if (bits == 32) {
+    const float f = static_cast<float>(value);
+    const float a = std::fabs(f);
+    exp_form = a < 1e-6f || a >= 1e21f;
+    r = std::to_chars(buf, buf + sizeof buf, f, std::chars_format::scientific);
+  } else {
+    const double a = std::fabs(value);
+    exp_form = a < 1e-6 || a >= 1e21;
+    r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  }
+  std::string_view sci(buf, static_cast<size_t>(r.ptr - buf));  // e.g. "-1.2345679e+08"
+  if (exp_form) {
+    // Same shortest digits; Go writes "e-07" as "e-7" but keeps "e+21".
+    const size_t n = sci.size();
+    if (n >= 4 && sci[n - 4] == 'e' && sci[n - 3] == '-' && sci[n - 2] == '0') {
+      out.append(sci.substr(0, n - 2));
+      out += sci[n - 1];
+    } else {
+      out.append(sci);
+    }
+    return true;
+  }
+  // Fixed notation from the shortest digits (std::to_chars in fixed mode may pick other digits of
+  // the same length: 123456792 where Go prints 123456790).
+  size_t pos = 0;
+  if (sci[0] == '-') {
+    out += '-';
+    pos = 1;
+  }
+  const size_t e = sci.find('e');
+  std::string digits;
+  for (size_t i = pos; i < e; ++i)
+    if (sci[i] != '.') digits += sci[i];
+  int exp10 = 0;
+  std::from_chars(sci.data() + e + (sci[e + 1] == '+' ? 2 : 1), sci.data() + sci.size(), exp10);
+  const int n = static_cast<int>(digits.size());
+  if (exp10 < 0) {
+    out += "0.";
+    out.append(static_cast<size_t>(-exp10 - 1), '0');
+    out += digits;
+  } else if (exp10 >= n - 1) {
+    out += digits;
+    out.append(static_cast<size_t>(exp10 - (n - 1)), '0');
+  } else {
+    out.append(digits, 0, static_cast<size_t>(exp10 + 1));
+    out += '.';
+    out.append(digits, static_cast<size_t>(exp10 + 1));
+  }
+  return true;
+}
+
+void append_int(std::string& out, std::int64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  (void)ec;
+  out.append(buf, end);
+}
+
+void append_rfc3339(std::string& out, std::int64_t seconds, std::int32_t nanos, bool fraction) {
+  // Go's time.Unix normalises nanos outside [0, 1e9) into the seconds.
+  std::int64_t ns = nanos;
+  seconds += ns / 1'000'000'000;
+  ns %= 1'000'000'000;
+  if (ns < 0) {
+    ns += 1'000'000'000;
+    --seconds;
+  }
+  std::int64_t days = seconds / 86400;
+  std::int64_t rem = seconds % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  std::int64_t year;
+  unsigned month, day;
+  civil_from_days(days, year, month, day);
+  out += '"';
+  if (year < 0) {
+    out += '-';
+    year = -year;
+  }
+  append_padded(out, year, 4);
+  out += '-';
+  append_padded(out, month, 2);
+  out += '-';
+  append_padded(out, day, 2);
+  out += 'T';
+  append_padded(out, rem / 3600, 2);
+  out += ':';
+  append_padded(out, rem / 60 % 60, 2);
+  out += ':';
+  append_padded(out, rem % 60, 2);
+  if (fraction && ns != 0) {
+    char frac[16];
+    std::snprintf(frac, sizeof frac, "%09lld", static_cast<long long>(ns));
+    int len = 9;
+    if (ns % 1'000'000 == 0) {
+      len = 3;
+    } else if (ns % 1'000 == 0) {
+      len = 6;
+    }
+    out += '.';
+    out.append(frac, static_cast<size_t>(len));
+  }
+  out += "Z\"";
+}
+
+}  // namespace ts::pipeline::json

@@ -1,0 +1,87 @@
+#include "pipeline/json_writer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+namespace ts::pipeline::json {
+namespace {
+
+std::string f32(float v) {
+  std::string s;
+  EXPECT_TRUE(append_float(s, v, 32));
+  return s;
+}
+std::string f64(double v) {
+  std::string s;
+  EXPECT_TRUE(append_float(s, v, 64));
+  return s;
+}
+
+TEST(JsonWriter, Float32IsShortestForItsWidthLikeGo) {
+  EXPECT_EQ(f32(75.5f), "75.5");
+  EXPECT_EQ(f32(0.1f), "0.1");
+  EXPECT_EQ(f32(3.14159f), "3.14159");
+  EXPECT_EQ(f32(123456789.0f), "123456790");
+  EXPECT_EQ(f32(1e-7f), "1e-7");
+  EXPECT_EQ(f32(1e21f), "1e+21");
+  EXPECT_EQ(f32(0.0f), "0");
+  EXPECT_EQ(f32(-0.0f), "-0");
+  EXPECT_EQ(f32(1e-6f), "0.000001");
+}
+
+TEST(JsonWriter, Float64IsShortestLikeGo) {
+  EXPECT_EQ(f64(0.1), "0.1");
+  EXPECT_EQ(f64(100), "100");
+  EXPECT_EQ(f64(1e-7), "1e-7");
+  EXPECT_EQ(f64(1.5e300), "1.5e+300");
+  EXPECT_EQ(f64(37.7749), "37.7749");
+  EXPECT_EQ(f64(-122.4194), "-122.4194");
+  EXPECT_EQ(f64(1e20), "100000000000000000000");
+  EXPECT_EQ(f64(123456.789e-3), "123.456789");
+  EXPECT_EQ(f64(5e-324), "5e-324");
+}
+
+TEST(JsonWriter, NonFiniteNumbersCannotBeEncoded) {
+  std::string s = "x";
+  EXPECT_FALSE(append_float(s, std::numeric_limits<double>::quiet_NaN(), 64));
+  EXPECT_FALSE(append_float(s, std::numeric_limits<double>::infinity(), 32));
+  EXPECT_EQ(s, "x");
+}
+
+TEST(JsonWriter, GoEscapingIsHtmlSafe) {
+  std::string s;
+  append_string(s, "a<b>&\"q\"\\ \x01\t\n\xe2\x80\xa8\xc3\xa9", Escaping::Go);
+  EXPECT_EQ(s, R"("a\u003cb\u003e\u0026\"q\"\\ \u0001\t\n\u2028)" "\xc3\xa9\"");
+}
+
+TEST(JsonWriter, ProtojsonEscapesOnlyQuotesBackslashAndControls) {
+  std::string s;
+  append_string(s, "<&>\xe2\x80\xa8\"\x1f", Escaping::Protojson);
+  EXPECT_EQ(s, "\"<&>\xe2\x80\xa8\\\"\\u001f\"");
+}
+
+TEST(JsonWriter, Rfc3339) {
+  std::string s;
+  append_rfc3339(s, 1700000000, 123000000, false);
+  EXPECT_EQ(s, "\"2023-11-14T22:13:20Z\"");
+  s.clear();
+  append_rfc3339(s, 1700000000, 123000000, true);
+  EXPECT_EQ(s, "\"2023-11-14T22:13:20.123Z\"");
+  s.clear();
+  append_rfc3339(s, 1700000000, 500000, true);
+  EXPECT_EQ(s, "\"2023-11-14T22:13:20.000500Z\"");
+  s.clear();
+  append_rfc3339(s, 1700000000, 1, true);
+  EXPECT_EQ(s, "\"2023-11-14T22:13:20.000000001Z\"");
+  s.clear();
+  append_rfc3339(s, 0, 0, false);
+  EXPECT_EQ(s, "\"1970-01-01T00:00:00Z\"");
+  s.clear();
+  append_rfc3339(s, -1, 0, false);
+  EXPECT_EQ(s, "\"1969-12-31T23:59:59Z\"");
+}
+
+}  // namespace
+}  // namespace ts::pipeline::json

@@ -1,0 +1,190 @@
+#include "pipeline/mqtt_format.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace ts::pipeline {
+namespace {
+
+namespace vd = wire::vehicle_data;
+namespace va = wire::vehicle_alerts;
+namespace ve = wire::vehicle_error;
+namespace vc = wire::vehicle_connectivity;
+
+std::vector<std::string> lines(const MqttBatch& b) {
+  std::vector<std::string> out;
+  for (const auto& m : b.messages) out.push_back(m.topic + "\t" + m.payload);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Record v_record(vd::Payload p, std::string vin = "TEST123") {
+  Record r;
+  r.type = wire::RecordType::V;
+  r.vin = std::move(vin);
+  r.message = std::move(p);
+  return r;
+}
+
+TEST(MqttFormat, WorkedExampleFromTheReferenceUnitTest) {
+  vd::Payload p;
+  auto add = [&](vd::Field key) {
+    auto* d = p.add_data();
+    d->set_key(key);
+    return d->mutable_value();
+  };
+  add(vd::VehicleName)->set_string_value("My Tesla");
+  add(vd::TimeToFullCharge)->set_invalid(true);
+  auto* loc = add(vd::Location)->mutable_location_value();
+  loc->set_latitude(37.7749);
+  loc->set_longitude(-122.4194);
+  add(vd::BatteryLevel)->set_float_value(75.5f);
+  auto batch = format_mqtt(v_record(p), "test/topic");
+  EXPECT_EQ(batch.error, MqttFormatError::None);
+  EXPECT_EQ(lines(batch), (std::vector<std::string>{
+                              "test/topic/TEST123/v/BatteryLevel\t75.5",
+                              "test/topic/TEST123/v/Location\t{\"latitude\":37.7749,\"longitude\":-122.4194}",
+                              "test/topic/TEST123/v/TimeToFullCharge\tnull",
+                              "test/topic/TEST123/v/VehicleName\t\"My Tesla\"",
+                          }));
+}
+
+TEST(MqttFormat, LaterDatumWithSameKeyWinsAndUnknownKeyUsesNumber) {
+  vd::Payload p;
+  auto* a = p.add_data();
+  a->set_key(vd::VehicleSpeed);
+  a->mutable_value()->set_string_value("10");
+  auto* b = p.add_data();
+  b->set_key(vd::VehicleSpeed);
+  b->mutable_value()->set_string_value("20");
+  auto* c = p.add_data();
+  c->set_key(static_cast<vd::Field>(999));
+  c->mutable_value()->set_string_value("x");
+  auto batch = format_mqtt(v_record(p, "V1"), "t");
+  EXPECT_EQ(lines(batch), (std::vector<std::string>{"t/V1/v/999\t\"x\"", "t/V1/v/VehicleSpeed\t\"20\""}));
+}
+
+TEST(MqttFormat, NonFiniteValueFailsTheWholeRecord) {
+  vd::Payload p;
+  auto* a = p.add_data();
+  a->set_key(vd::VehicleName);
+  a->mutable_value()->set_string_value("ok");
+  auto* b = p.add_data();
+  b->set_key(vd::Odometer);
+  b->mutable_value()->set_double_value(std::nan(""));
+  auto batch = format_mqtt(v_record(p), "t");
+  EXPECT_EQ(batch.error, MqttFormatError::NonFiniteNumber);
+  EXPECT_TRUE(batch.messages.empty());
+}
+
+TEST(MqttFormat, DatumWithoutValueIsSkippedAndCounted) {
+  vd::Payload p;
+  p.add_data()->set_key(vd::Odometer);
+  auto* b = p.add_data();
+  b->set_key(vd::VehicleName);
+  b->mutable_value()->set_string_value("x");
+  auto batch = format_mqtt(v_record(p, "V"), "t");
+  EXPECT_EQ(batch.error, MqttFormatError::None);
+  EXPECT_EQ(batch.datums_without_value, 1);
+  EXPECT_EQ(lines(batch), (std::vector<std::string>{"t/V/v/VehicleName\t\"x\""}));
+}
+
+TEST(MqttFormat, EnumPathsRenderUnknownNumbersDifferently) {
+  vd::Value switch_path, reflect_path, named;
+  switch_path.set_shift_state_value(static_cast<vd::ShiftState>(99));
+  reflect_path.set_hvac_power_value(static_cast<vd::HvacPowerState>(99));
+  named.set_shift_state_value(vd::ShiftStateD);
+  std::string a, b, c;
+  append_mqtt_value(a, switch_path);
+  append_mqtt_value(b, reflect_path);
+  append_mqtt_value(c, named);
+  EXPECT_EQ(a, "\"99\"");
+  EXPECT_EQ(b, "99");
+  EXPECT_EQ(c, "\"ShiftStateD\"");
+}
+
+TEST(MqttFormat, DoorsTimeAndTires) {
+  vd::Value doors, time, tires, empty;
+  doors.mutable_door_value()->set_driverfront(true);
+  doors.mutable_door_value()->set_trunkrear(true);
+  time.mutable_time_value()->set_hour(-1);
+  time.mutable_time_value()->set_minute(100);
+  tires.mutable_tire_location_value()->set_front_left(true);
+  tires.mutable_tire_location_value()->set_semi_rear_axle_right_2(true);
+  std::string d, t, ti, e;
+  append_mqtt_value(d, doors);
+  append_mqtt_value(t, time);
+  append_mqtt_value(ti, tires);
+  append_mqtt_value(e, empty);
+  EXPECT_EQ(d, R"({"DriverFront":true,"DriverRear":false,"PassengerFront":false,"PassengerRear":false,"TrunkFront":false,"TrunkRear":true})");
+  EXPECT_EQ(t, "\"-1:100:00\"");
+  EXPECT_EQ(ti, R"({"front_left":true,"semi_rear_axle_right_2":true})");
+  EXPECT_EQ(e, "{}");
+}
+
+TEST(MqttFormat, AlertsCurrentAndHistory) {
+  va::VehicleAlerts alerts;
+  auto* a1 = alerts.add_alerts();
+  a1->set_name("TestAlert1");
+  a1->add_audiences(va::Customer);
+  a1->add_audiences(va::Service);
+  a1->mutable_started_at()->set_seconds(1700000000);
+  auto* a2 = alerts.add_alerts();
+  a2->set_name("TestAlert2");
+  a2->add_audiences(va::ServiceFix);
+  a2->mutable_started_at()->set_seconds(1700000000);
+  a2->mutable_ended_at()->set_seconds(1700000060);
+  auto* a3 = alerts.add_alerts();
+  a3->set_name("NoStart");
+  Record r;
+  r.type = wire::RecordType::Alerts;
+  r.vin = "V";
+  r.message = alerts;
+  auto batch = format_mqtt(r, "t");
+  EXPECT_EQ(lines(batch),
+            (std::vector<std::string>{
+                "t/V/alerts/NoStart/history\t[{\"Audiences\":null}]",
+                "t/V/alerts/TestAlert1/current\t{\"Audiences\":[\"Customer\",\"Service\"],\"StartedAt\":\"2023-11-14T22:13:20Z\"}",
+                "t/V/alerts/TestAlert1/history\t[{\"Audiences\":[\"Customer\",\"Service\"],\"StartedAt\":\"2023-11-14T22:13:20Z\"}]",
+                "t/V/alerts/TestAlert2/current\t{\"Audiences\":[\"ServiceFix\"],\"EndedAt\":\"2023-11-14T22:14:20Z\",\"StartedAt\":\"2023-11-14T22:13:20Z\"}",
+                "t/V/alerts/TestAlert2/history\t[{\"Audiences\":[\"ServiceFix\"],\"EndedAt\":\"2023-11-14T22:14:20Z\",\"StartedAt\":\"2023-11-14T22:13:20Z\"}]",
+            }));
+}
+
+TEST(MqttFormat, ErrorsAndConnectivity) {
+  ve::VehicleErrors errors;
+  auto* e = errors.add_errors();
+  e->set_name("E1");
+  e->set_body("b");
+  (*e->mutable_tags())["z"] = "1";
+  (*e->mutable_tags())["a"] = "2";
+  errors.add_errors()->set_name("E2");
+  Record r;
+  r.type = wire::RecordType::Errors;
+  r.vin = "V";
+  r.message = errors;
+  EXPECT_EQ(lines(format_mqtt(r, "t")),
+            (std::vector<std::string>{"t/V/errors/E1\t{\"Body\":\"b\",\"Tags\":{\"a\":\"2\",\"z\":\"1\"}}",
+                                      "t/V/errors/E2\t{\"Body\":\"\",\"Tags\":null}"}));
+  vc::VehicleConnectivity c;
+  c.set_connection_id("abc");
+  c.set_status(static_cast<vc::ConnectivityEvent>(7));
+  Record rc;
+  rc.type = wire::RecordType::Connectivity;
+  rc.vin = "V";
+  rc.message = c;
+  EXPECT_EQ(lines(format_mqtt(rc, "t")),
+            (std::vector<std::string>{
+                "t/V/connectivity\t{\"ConnectionId\":\"abc\",\"CreatedAt\":\"1970-01-01T00:00:00Z\",\"Status\":\"7\"}"}));
+}
+
+TEST(MqttFormat, OpaqueRecordTypesAreNotPublished) {
+  Record r;
+  r.tx_type = "D4";
+  EXPECT_EQ(format_mqtt(r, "t").error, MqttFormatError::UnsupportedType);
+}
+
+}  // namespace
+}  // namespace ts::pipeline
