@@ -1,5 +1,120 @@
+// tsctl decode: what the server does with one vehicle frame (contract in shared/DESIGN.md).
+// It calls the same pipeline::process and pipeline::format_mqtt as telemetry-server.
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <vector>
+
 #include "commands.hpp"
+#include "pipeline/mqtt_format.hpp"
+#include "pipeline/process.hpp"
 
 namespace tsctl {
-void register_decode(CLI::App& app) { (void)app; }
+namespace {
+
+struct DecodeOptions {
+  std::string format = "mqtt";
+  std::string topic_base = "telemetry";
+  std::string vin = "5YJ3E1EA7JF000000";
+  std::string client_type = "vehicle_device";
+  std::vector<std::string> records = {"V", "alerts", "errors", "connectivity"};
+  std::string frame_path;
+};
+
+std::string hex(const std::vector<std::uint8_t>& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(bytes.size() * 2);
+  for (auto b : bytes) {
+    s += kDigits[b >> 4];
+    s += kDigits[b & 15];
+  }
+  return s;
+}
+
+int run_decode(const DecodeOptions& opt) {
+  std::ifstream in(opt.frame_path, std::ios::binary);
+  if (!in) {
+    std::cerr << "tsctl decode: cannot read " << opt.frame_path << "\n";
+    return 2;
+  }
+  std::vector<std::uint8_t> frame((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+
+  // As if the frame arrived on a connection whose verified certificate names VIN (spec §2.3).
+  ts::pipeline::SocketContext socket{.vin = opt.vin,
+                                     .sender_id = opt.client_type + "." + opt.vin,
+                                     .client_version = "",
+                                     .socket_id = "",
+                                     .network_interface = ""};
+  ts::pipeline::PipelineOptions options{.configured_record_types = opt.records,
+                                        .transmit_decoded_records = opt.format == "json"};
+  auto outcome = ts::pipeline::process(frame, socket, options, 0);
+
+  if (opt.format == "ack") {
+    for (const auto& reply : ts::pipeline::immediate_replies(outcome, false))
+      std::cout << hex(reply) << "\n";
+    return 0;
+  }
+  if (outcome.kind == ts::pipeline::OutcomeKind::TooBig) {
+    std::cerr << "ERROR reply: frame larger than 1000000 bytes\n";
+    return 1;
+  }
+  if (outcome.kind == ts::pipeline::OutcomeKind::Bad) {
+    std::cerr << "ERROR reply: " << ts::pipeline::to_string(outcome.reason) << "\n";
+    return 1;
+  }
+  if (outcome.kind == ts::pipeline::OutcomeKind::UnknownType) {
+    std::cerr << "acknowledged without dispatch: envelope message_type "
+              << int(outcome.message_type) << " is not a FlatbuffersStream\n";
+    return 0;
+  }
+  if (opt.format == "json") {
+    std::cout << outcome.json_payload << "\n";
+    return 0;
+  }
+  if (!options.is_configured(outcome.record.tx_type)) {
+    std::cerr << "acknowledged without dispatch: no rule for record type '"
+              << outcome.record.tx_type << "'\n";
+    return 0;
+  }
+  auto batch = ts::pipeline::format_mqtt(outcome.record, opt.topic_base);
+  if (batch.error == ts::pipeline::MqttFormatError::NonFiniteNumber) {
+    std::cerr << "acknowledged, nothing published: a NaN or infinite value cannot be encoded\n";
+  }
+  if (batch.datums_without_value > 0) {
+    std::cerr << "skipped " << batch.datums_without_value << " datum(s) without a value\n";
+  }
+  std::vector<std::string> lines;
+  for (const auto& m : batch.messages) lines.push_back(m.topic + "\t" + m.payload);
+  std::sort(lines.begin(), lines.end());
+  for (const auto& l : lines) std::cout << l << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_decode(CLI::App& app) {
+  auto opt = std::make_shared<DecodeOptions>();
+  auto* cmd = app.add_subcommand(
+      "decode", "Show what telemetry-server does with one binary vehicle frame");
+  cmd->add_option("--format", opt->format,
+                  "mqtt: published messages (topic<TAB>payload, sorted); ack: reply frames as "
+                  "hex; json: the transmit_decoded_records JSON form")
+      ->check(CLI::IsMember({"mqtt", "ack", "json"}))
+      ->capture_default_str();
+  cmd->add_option("--topic-base", opt->topic_base, "MQTT topic_base")->capture_default_str();
+  cmd->add_option("--vin", opt->vin, "VIN of the verified client certificate")
+      ->capture_default_str();
+  cmd->add_option("--client-type", opt->client_type, "client type of the certificate (spec §2.3)")
+      ->capture_default_str();
+  cmd->add_option("--records", opt->records, "record types with a dispatch rule")
+      ->capture_default_str();
+  cmd->add_option("frame", opt->frame_path, "file holding one binary WebSocket message")
+      ->required();
+  cmd->callback([opt] { exit_code() = run_decode(*opt); });
+}
+
 }  // namespace tsctl

@@ -1,0 +1,39 @@
+#pragma once
+// Reading shared/vectors/reference as it is (never edited): cases, frames, replies, MQTT lines.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ts::conformance {
+
+struct VectorCase {
+  std::string nn;    ///< "01"
+  std::string name;  ///< "v-string"
+  int replies = 0;
+  bool server_closed = false;
+  std::string description;
+
+  std::string stem() const { return nn + "-" + name; }
+  int number() const { return std::stoi(nn); }
+};
+
+std::string vectors_dir();
+std::vector<VectorCase> load_cases();
+std::optional<std::string> read_file(const std::string& path);
+std::vector<std::string> read_lines(const std::string& path);
+
+/// The certificate behind a case (vectors README, "Certificates and identity").
+struct CaseIdentity {
+  std::string vin;
+  std::string client_type;
+};
+CaseIdentity identity_of(const VectorCase& c);
+
+/// Cases that are about the live connection (text frame, identity rejection, session open/close):
+/// they have no meaning for a single-frame decode and are covered by the server conformance test.
+bool session_level(const VectorCase& c);
+
+std::string to_hex(const std::string& bytes);
+
+}  // namespace ts::conformance
