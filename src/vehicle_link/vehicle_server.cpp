@@ -78,8 +78,8 @@ std::string peer_of(const tcp::socket& s) {
 // Lives on one shard; touched only by that shard's thread.
 struct SessionHandle {
   bool closing = false;
-  bool reading = false;
-  beast::tcp_stream* lowest = nullptr;
+  bool reading = false;  // an async_read is pending and no write is: a close may start now
+  WsStream* ws = nullptr;
 };
 
 struct VehicleServer::Shared {
@@ -306,7 +306,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
       .socket_id = socket_id_from_header(req["X-TXID"]),
       .network_interface = std::string(req["X-Network-Interface"]),
   };
-  SessionHandle handle{.lowest = &beast::get_lowest_layer(ws)};
+  SessionHandle handle{.ws = &ws};
   st->sessions.insert(&handle);
   sh->metrics.connections.fetch_add(1);
   sh->metrics.connections_accepted.inc();
@@ -334,7 +334,8 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
     if (!alive) break;
   }
   if (handle.closing && ws.is_open()) {
-    beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(1));
+    // Shutdown arrived while this session was busy with a frame: close now that it is done.
+    beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(2));
     co_await ws.async_close(websocket::close_code::going_away, use_ec(ec));
   }
   beast::get_lowest_layer(ws).socket().close(ec);
@@ -425,7 +426,11 @@ bool VehicleServer::close_sessions(std::chrono::milliseconds deadline) {
     asio::post(st->io, [st] {
       for (auto* h : st->sessions) {
         h->closing = true;
-        if (h->reading) h->lowest->cancel();  // a session mid-frame finishes that frame first
+        if (!h->reading) continue;  // mid-frame: the session closes after its replies
+        // Idle in a read: start the close handshake beside it (one read and one close may be
+        // pending together); the read then ends with `closed`. Bounded if the peer is silent.
+        beast::get_lowest_layer(*h->ws).expires_after(std::chrono::seconds(2));
+        h->ws->async_close(websocket::close_code::going_away, [](boost::system::error_code) {});
       }
     });
   const auto until = std::chrono::steady_clock::now() + deadline;
