@@ -33,7 +33,8 @@ constexpr std::size_t kListVinsUpTo = 20;  // beyond this, counts only
 
 void print_vins(const char* what, const std::vector<std::string>& vins) {
   if (vins.empty()) return;
-  std::cout << what << " " << vins.size() << " vehicle certificate" << (vins.size() == 1 ? "" : "s");
+  std::cout << what << " " << vins.size() << " vehicle certificate"
+            << (vins.size() == 1 ? "" : "s");
   if (vins.size() <= kListVinsUpTo) {
     std::cout << ":";
     for (const auto& vin : vins) std::cout << " " << vin;

@@ -218,8 +218,8 @@ CheckResult check_chain(const std::vector<X509Ptr>& chain, X509_STORE* anchors,
                            common_name_or_subject(chain.front().get()) + ")";
   VerifyOutcome full = verify_chain(chain, anchors, false);
   if (full.ok) {
-    return {"chain", CheckStatus::Pass, sent + "; it verifies up to " + full.anchor + " from " +
-                                            ca_file};
+    return {"chain", CheckStatus::Pass,
+            sent + "; it verifies up to " + full.anchor + " from " + ca_file};
   }
   std::string why = X509_verify_cert_error_string(full.error);
   if (!full.error_subject.empty()) why += " (at " + full.error_subject + ")";
@@ -227,16 +227,18 @@ CheckResult check_chain(const std::vector<X509Ptr>& chain, X509_STORE* anchors,
   if (partial.ok) {
     // Tesla's check_server_cert.sh: "has a valid partial chain, and may work with the root".
     return {"chain", CheckStatus::Warn,
-            sent + "; only a partial chain validates (ending at " + partial.anchor + ", full check: " +
-                why + "). Vehicles verify against the CA you registered with Tesla: the server " +
+            sent + "; only a partial chain validates (ending at " + partial.anchor +
+                ", full check: " + why +
+                "). Vehicles verify against the CA you registered with Tesla: the server " +
                 "should send its leaf plus all intermediates (tls.server_cert), and that CA file " +
                 "should contain the root they chain to"};
   }
   std::string advice = "the chain must verify against " + ca_file;
   if (chain.size() == 1 && (full.error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
                             full.error == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)) {
-    advice = "the server sends only its leaf: put the leaf followed by all intermediates in "
-             "tls.server_cert";
+    advice =
+        "the server sends only its leaf: put the leaf followed by all intermediates in "
+        "tls.server_cert";
   }
   return {"chain", CheckStatus::Fail, sent + "; it does not verify: " + why + "; " + advice};
 }
@@ -306,6 +308,14 @@ std::size_t response_remaining(const std::string& data) {
   return have >= length ? 0 : std::min(length - have, kMaxResponseBytes);
 }
 
+// One line of text whatever the server sent: control bytes become '.'.
+std::string printable(std::string text) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '.';
+  }
+  return text;
+}
+
 CheckResult check_status(ssl::stream<tcp::socket>& stream, asio::io_context& io,
                          const std::string& name, std::chrono::milliseconds timeout,
                          const std::string& cert_name) {
@@ -316,7 +326,8 @@ CheckResult check_status(ssl::stream<tcp::socket>& stream, asio::io_context& io,
   const std::string request = "GET /status HTTP/1.1\r\nHost: " + name +
                               "\r\nUser-Agent: tsctl-check-server\r\nConnection: close\r\n\r\n";
   error_code ec = run_step(io, timeout, cancel, [&](auto done) {
-    asio::async_write(stream, asio::buffer(request), [done](error_code e, std::size_t) { done(e); });
+    asio::async_write(stream, asio::buffer(request),
+                      [done](error_code e, std::size_t) { done(e); });
   });
   std::string response;
   if (!ec) {
@@ -346,8 +357,9 @@ CheckResult check_status(ssl::stream<tcp::socket>& stream, asio::io_context& io,
             "GET /status with client certificate " + cert_name + " answered 200 'mtls ok'"};
   }
   return {"status", CheckStatus::Fail,
-          "GET /status with client certificate " + cert_name + " answered '" + status_line +
-              "' with body '" + body.substr(0, 80) + "'; expected 200 'mtls ok' (spec §2.4)"};
+          "GET /status with client certificate " + cert_name + " answered '" +
+              printable(status_line) + "' with body '" + printable(body.substr(0, 80)) +
+              "'; expected 200 'mtls ok' (spec §2.4)"};
 }
 
 }  // namespace
@@ -421,8 +433,8 @@ std::vector<CheckResult> check_server(const CheckServerOptions& options) {
                                });
       });
   if (ec) {
-    results.push_back({"connect", CheckStatus::Fail,
-                       "cannot resolve " + options.host + ": " + error_text(ec)});
+    results.push_back(
+        {"connect", CheckStatus::Fail, "cannot resolve " + options.host + ": " + error_text(ec)});
     return results;
   }
   tcp::endpoint peer;
@@ -434,16 +446,16 @@ std::vector<CheckResult> check_server(const CheckServerOptions& options) {
                         });
   });
   if (ec) {
-    results.push_back({"connect", CheckStatus::Fail,
-                       "cannot connect to " + where + ": " +
-                           (ec == asio::error::timed_out
-                                ? "no answer within " + seconds_text(options.timeout)
-                                : error_text(ec))});
+    results.push_back(
+        {"connect", CheckStatus::Fail,
+         "cannot connect to " + where + ": " +
+             (ec == asio::error::timed_out ? "no answer within " + seconds_text(options.timeout)
+                                           : error_text(ec))});
     return results;
   }
-  results.push_back({"connect", CheckStatus::Pass,
-                     "TCP connection to " + peer.address().to_string() + ":" +
-                         std::to_string(peer.port())});
+  results.push_back(
+      {"connect", CheckStatus::Pass,
+       "TCP connection to " + peer.address().to_string() + ":" + std::to_string(peer.port())});
 
   // 2. TLS handshake; the chain is judged below, against --ca.
   SSL* ssl_handle = stream.native_handle();
@@ -479,11 +491,11 @@ std::vector<CheckResult> check_server(const CheckServerOptions& options) {
                        "the server rejected client certificate " + cert_name + ": " +
                            error_text(ec) + " (is its CA in the server's tls.ca_file?)"});
   } else {
-    results.push_back({"handshake", CheckStatus::Fail,
-                       "TLS handshake with " + where + " failed: " +
-                           (ec == asio::error::timed_out
-                                ? "no answer within " + seconds_text(options.timeout)
-                                : error_text(ec))});
+    results.push_back(
+        {"handshake", CheckStatus::Fail,
+         "TLS handshake with " + where + " failed: " +
+             (ec == asio::error::timed_out ? "no answer within " + seconds_text(options.timeout)
+                                           : error_text(ec))});
     return results;
   }
 

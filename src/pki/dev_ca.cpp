@@ -168,9 +168,9 @@ bool server_cert_fits(const fs::path& pem_path, const fs::path& key_path, const 
   if (!cert || !issued_by(cert.get(), ca.cert.get(), ca_public_key)) return false;
   EvpPkeyPtr key = load_key(key_path);
   bool fits = key && X509_check_private_key(cert.get(), key.get()) == 1 &&
-              (is_ip_literal(name) ? X509_check_ip_asc(cert.get(), name.c_str(), 0) == 1
-                                   : X509_check_host(cert.get(), name.data(), name.size(), 0,
-                                                     nullptr) == 1) &&
+              (is_ip_literal(name)
+                   ? X509_check_ip_asc(cert.get(), name.c_str(), 0) == 1
+                   : X509_check_host(cert.get(), name.data(), name.size(), 0, nullptr) == 1) &&
               X509_check_ip_asc(cert.get(), "127.0.0.1", 0) == 1;
   ERR_clear_error();
   return fits;
@@ -269,9 +269,9 @@ DevCaResult write_dev_ca(const DevCaOptions& options) {
     spec.not_before = now - kBackdate;
     spec.not_after = capped(kServerValidity);
     EvpPkeyPtr key = keys.generate();
-    X509Ptr cert = issue_certificate(spec, key.get(), ca.cert.get(), ca.key.get());
+    std::string cert_pem = issue_certificate_pem(spec, key.get(), ca.cert.get(), ca.key.get());
     write_key(result.server_key, key.get());
-    write_cert(result.server_cert, cert.get());
+    write_file(result.server_cert, cert_pem, 0644);
     result.server_written = true;
   }
 
@@ -295,9 +295,9 @@ DevCaResult write_dev_ca(const DevCaOptions& options) {
     }
     vehicle.subject = {{"CN", vin}};
     EvpPkeyPtr key = keys.generate();
-    X509Ptr cert = issue_certificate(vehicle, key.get(), ca.cert.get(), ca.key.get());
+    std::string cert_pem = issue_certificate_pem(vehicle, key.get(), ca.cert.get(), ca.key.get());
     write_key(key_path, key.get());
-    write_cert(pem_path, cert.get());
+    write_file(pem_path, cert_pem, 0644);
     result.vehicles_written.push_back(vin);
   }
   return result;

@@ -26,11 +26,11 @@ struct DevCaOptions {
 
 /// What `write_dev_ca` did, for the tool to print.
 struct DevCaResult {
-  std::filesystem::path ca_file;      ///< DIR/ca.pem (absolute): the value for tls.ca_file
-  std::filesystem::path server_cert;  ///< DIR/server.pem (absolute)
-  std::filesystem::path server_key;   ///< DIR/server.key (absolute)
-  bool ca_created = false;            ///< false: an existing ca.pem/ca.key was reused
-  bool server_written = false;        ///< false: the existing server.pem fits and was kept
+  std::filesystem::path ca_file;              ///< DIR/ca.pem (absolute): the value for tls.ca_file
+  std::filesystem::path server_cert;          ///< DIR/server.pem (absolute)
+  std::filesystem::path server_key;           ///< DIR/server.key (absolute)
+  bool ca_created = false;                    ///< false: an existing ca.pem/ca.key was reused
+  bool server_written = false;                ///< false: the existing server.pem fits and was kept
   std::vector<std::string> vehicles_written;  ///< VINs whose files were (re)written
   std::vector<std::string> vehicles_kept;     ///< VINs whose existing files were left alone
 };

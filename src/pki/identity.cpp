@@ -19,20 +19,13 @@ using namespace std::string_view_literals;
 
 // spec §2.3 step 3: issuers whose leaves are classified by their EKU OIDs.
 constexpr std::array kOidIssuers = {
-    "Tesla Motors Product Issuing CA"sv,
-    "Tesla Motors Product RSA Issuing CA"sv,
-    "Tesla Motors GF3 Product Issuing CA"sv,
-    "Tesla Motors GF3 Product RSA Issuing CA"sv,
-    "Tesla Energy Product Issuing CA"sv,
-    "Tesla Energy GF0 Product Issuing CA"sv,
-    "Tesla Motors GF0 Product Issuing CA"sv,
-    "Tesla Motors GF Austin Product Issuing CA"sv,
-    "Tesla Motors GF Berlin Product Issuing CA"sv,
-    "Tesla Product Access Issuing CA"sv,
-    "Tesla China Product Access Issuing CA"sv,
-    "Tesla GF0 Product Access Issuing CA"sv,
-    "Tesla GF3 Product Access Issuing CA"sv,
-    "Tesla GF Austin Product Access Issuing CA"sv,
+    "Tesla Motors Product Issuing CA"sv,           "Tesla Motors Product RSA Issuing CA"sv,
+    "Tesla Motors GF3 Product Issuing CA"sv,       "Tesla Motors GF3 Product RSA Issuing CA"sv,
+    "Tesla Energy Product Issuing CA"sv,           "Tesla Energy GF0 Product Issuing CA"sv,
+    "Tesla Motors GF0 Product Issuing CA"sv,       "Tesla Motors GF Austin Product Issuing CA"sv,
+    "Tesla Motors GF Berlin Product Issuing CA"sv, "Tesla Product Access Issuing CA"sv,
+    "Tesla China Product Access Issuing CA"sv,     "Tesla GF0 Product Access Issuing CA"sv,
+    "Tesla GF3 Product Access Issuing CA"sv,       "Tesla GF Austin Product Access Issuing CA"sv,
     "Tesla GF Berlin Product Access Issuing CA"sv,
 };
 
@@ -86,8 +79,8 @@ bool contains(const Array& values, std::string_view value) {
 // the table or equal to the excluded OID, so walking all of them gives the same answer.
 std::vector<std::string> ext_key_usage_oids(X509* leaf) {
   std::vector<std::string> oids;
-  auto* eku = static_cast<EXTENDED_KEY_USAGE*>(
-      X509_get_ext_d2i(leaf, NID_ext_key_usage, nullptr, nullptr));
+  auto* eku =
+      static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(leaf, NID_ext_key_usage, nullptr, nullptr));
   if (eku == nullptr) return oids;
   for (int i = 0; i < sk_ASN1_OBJECT_num(eku); ++i) {
     char buf[128];

@@ -47,9 +47,15 @@ std::vector<X509Ptr> read_pem_certificates(std::string_view pem);
 /// The first private key in `pem` (PKCS#8, SEC1 or PKCS#1, unencrypted); null if none parses.
 EvpPkeyPtr read_pem_private_key(std::string_view pem);
 
-/// PEM text of a certificate ("-----BEGIN CERTIFICATE-----") or of a private key (PKCS#8).
+/// PEM text of a certificate ("-----BEGIN CERTIFICATE-----") or of a private key (PKCS#8,
+/// unencrypted). Empty on failure. P-256 keys take a fixed-layout fast path whose output is
+/// byte-identical to OpenSSL's encoder (`to_pem_generic`, tested).
 std::string to_pem(X509* cert);
 std::string to_pem(EVP_PKEY* key);
+std::string to_pem_generic(EVP_PKEY* key);
+
+/// True for an EC key on P-256 (prime256v1).
+bool is_p256(EVP_PKEY* key);
 
 /// The value of the last attribute `nid` in `name` as UTF-8 (Go's pkix.Name keeps the last
 /// CommonName it sees, spec §2.3 compares against that); empty if absent.

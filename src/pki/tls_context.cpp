@@ -39,8 +39,8 @@ std::vector<X509Ptr> read_certificates_or_fail(const std::string& key, const std
 EvpPkeyPtr read_key_or_fail(const std::string& key, const std::string& path) {
   EvpPkeyPtr pkey = read_pem_private_key(read_or_fail(key, path));
   if (!pkey) {
-    fail(key, "no usable PEM private key in '" + path + "' (encrypted keys are not supported): " +
-                  take_openssl_errors("no key found"));
+    fail(key, "no usable PEM private key in '" + path +
+                  "' (encrypted keys are not supported): " + take_openssl_errors("no key found"));
   }
   return pkey;
 }
@@ -53,8 +53,8 @@ void use_chain_and_key(SSL_CTX* ctx, std::vector<X509Ptr>& certs, EVP_PKEY* key,
   }
   for (std::size_t i = 1; i < certs.size(); ++i) {
     if (SSL_CTX_add1_chain_cert(ctx, certs[i].get()) != 1) {
-      fail(cert_key, "chain certificate " + std::to_string(i + 1) +
-                         " rejected: " + take_openssl_errors());
+      fail(cert_key,
+           "chain certificate " + std::to_string(i + 1) + " rejected: " + take_openssl_errors());
     }
   }
   if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {

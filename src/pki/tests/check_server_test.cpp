@@ -6,8 +6,8 @@
 #include <map>
 
 #include "pki/dev_ca.hpp"
-#include "pki/tls_context.hpp"
 #include "pki/tests/test_pki.hpp"
+#include "pki/tls_context.hpp"
 
 namespace ts::pki {
 namespace {
@@ -33,10 +33,10 @@ std::string dump(const std::vector<CheckResult>& results) {
   return text;
 }
 
-#define EXPECT_CHECK(results, name, expected_status)                                  \
-  do {                                                                                \
-    auto map_ = by_name(results);                                                     \
-    ASSERT_TRUE(map_.count(name)) << "no check " << name << "\n" << dump(results);    \
+#define EXPECT_CHECK(results, name, expected_status)                                   \
+  do {                                                                                 \
+    auto map_ = by_name(results);                                                      \
+    ASSERT_TRUE(map_.count(name)) << "no check " << name << "\n" << dump(results);     \
     EXPECT_EQ(map_.at(name).status, expected_status) << name << "\n" << dump(results); \
   } while (0)
 
@@ -70,8 +70,7 @@ TEST_F(CheckDevServer, HealthyServerPasses) {
     EXPECT_CHECK(results, name, CheckStatus::Pass);
   }
   auto map = by_name(results);
-  EXPECT_NE(map.at("client-ca-list").detail.find("lists 1 acceptable CA name:"),
-            std::string::npos)
+  EXPECT_NE(map.at("client-ca-list").detail.find("lists 1 acceptable CA name:"), std::string::npos)
       << map.at("client-ca-list").detail;
   EXPECT_NE(map.at("client-ca-list").detail.find("CN=Tesla Motors Product Issuing CA"),
             std::string::npos);
@@ -108,8 +107,8 @@ TEST_F(CheckDevServer, WithClientCertificateStatusSaysMtlsOk) {
 TEST_F(CheckDevServer, ForeignClientCertificateFailsStatus) {
   test::TestServer server(server_context_->context);
   KeyedCert other_ca = make_ca({{"CN", "Tesla Motors Products CA"}});
-  KeyedCert vehicle = make_leaf({{"CN", "5YJ3E1EA7JF000009"}}, {std::string(kOidClientAuth)},
-                                other_ca);
+  KeyedCert vehicle =
+      make_leaf({{"CN", "5YJ3E1EA7JF000009"}}, {std::string(kOidClientAuth)}, other_ca);
   auto o = options(server.port());
   o.cert_file = dir_.write("foreign.pem", to_pem(vehicle.cert.get()));
   o.key_file = dir_.write("foreign.key", to_pem(vehicle.key.get()));
@@ -165,6 +164,27 @@ TEST(CheckServer, ClosedPortFailsToConnect) {
   EXPECT_EQ(results[0].check, "connect");
   EXPECT_EQ(results[0].status, CheckStatus::Fail);
   EXPECT_TRUE(has_failure(results));
+}
+
+TEST(CheckServer, SilentServerTimesOutInTheHandshake) {
+  // The kernel completes the TCP handshake from the listen backlog; nobody ever speaks TLS.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor silent(
+      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  test::TempDir dir;
+  KeyedCert ca = make_ca({{"CN", "Root"}});
+  CheckServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = silent.local_endpoint().port();
+  o.ca_file = dir.write("ca.pem", to_pem(ca.cert.get()));
+  o.timeout = std::chrono::milliseconds(300);
+  auto results = check_server(o);
+  ASSERT_EQ(results.size(), 2u) << dump(results);
+  EXPECT_EQ(results[0].status, CheckStatus::Pass);
+  EXPECT_EQ(results[1].check, "handshake");
+  EXPECT_EQ(results[1].status, CheckStatus::Fail);
+  EXPECT_NE(results[1].detail.find("no answer within 300 ms"), std::string::npos)
+      << results[1].detail;
 }
 
 TEST(CheckServer, UnreadableCaFileThrows) {
@@ -249,7 +269,8 @@ TEST_F(CheckChains, LongClientCaListWarns) {
 
 TEST_F(CheckChains, ServerWithoutClientAuthFails) {
   ssl::context plain(ssl::context::tls_server);
-  const auto cert = dir_.write("plain.pem", test::pem_of({leaf_.cert.get(), intermediate_.cert.get()}));
+  const auto cert =
+      dir_.write("plain.pem", test::pem_of({leaf_.cert.get(), intermediate_.cert.get()}));
   const auto key = dir_.write("plain.key", to_pem(leaf_.key.get()));
   plain.use_certificate_chain_file(cert);
   plain.use_private_key_file(key, ssl::context::pem);

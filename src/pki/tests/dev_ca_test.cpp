@@ -51,8 +51,8 @@ TEST(DevCa, WritesCaServerAndVehiclesThatVerifyAndYieldTheVin) {
   EXPECT_EQ(result.ca_file, dir.path() / "ca.pem");
   EXPECT_TRUE(result.ca_file.is_absolute());
 
-  for (const char* name : {"ca.key", "server.key", "vehicle-5YJ3E1EA7JF000000.key",
-                           "vehicle-5YJYGDEE1MF000001.key"}) {
+  for (const char* name :
+       {"ca.key", "server.key", "vehicle-5YJ3E1EA7JF000000.key", "vehicle-5YJYGDEE1MF000001.key"}) {
     EXPECT_EQ(mode_of(dir.path() / name), 0600u) << name;
   }
   for (const char* name : {"ca.pem", "server.pem", "vehicle-5YJ3E1EA7JF000000.pem"}) {
@@ -95,8 +95,8 @@ TEST(DevCa, SecondRunReusesTheCaAndKeepsExistingVehicles) {
   const std::string server_before = read(dir.path() / "server.pem");
   const std::string vehicle_before = read(dir.path() / "vehicle-VIN00000000000001.pem");
 
-  DevCaResult again = write_dev_ca(
-      {.out_dir = dir.path(), .vins = {"VIN00000000000001", "VIN00000000000002"}});
+  DevCaResult again =
+      write_dev_ca({.out_dir = dir.path(), .vins = {"VIN00000000000001", "VIN00000000000002"}});
   EXPECT_FALSE(again.ca_created);
   EXPECT_FALSE(again.server_written);
   EXPECT_EQ(again.vehicles_kept, std::vector<std::string>{"VIN00000000000001"});

@@ -44,7 +44,8 @@ KeyedCert* VectorCertificates::oid_ca_ = nullptr;
 KeyedCert* VectorCertificates::unknown_ca_ = nullptr;
 
 TEST_F(VectorCertificates, Cases01To49PlainVehicle) {
-  auto leaf = make_leaf({{"O", "Peer Test"}, {"CN", "5YJ3E1EA7JF000000"}}, {kClientAuth}, *main_ca_);
+  auto leaf =
+      make_leaf({{"O", "Peer Test"}, {"CN", "5YJ3E1EA7JF000000"}}, {kClientAuth}, *main_ca_);
   auto id = identity_from_leaf(leaf.cert.get());
   ASSERT_TRUE(id.has_value()) << id.error().message();
   EXPECT_EQ(id->device_id, "5YJ3E1EA7JF000000");
@@ -62,8 +63,9 @@ TEST_F(VectorCertificates, Case50DotsInCommonNameBecomeDashes) {
 }
 
 TEST_F(VectorCertificates, Case51TeslaMotorsSnOuIsBoardDevice) {
-  auto leaf = make_leaf({{"O", "Peer Test"}, {"OU", "Tesla Motors SN"}, {"CN", "5YJ3E1EA7JF000002"}},
-                        {kClientAuth}, *main_ca_);
+  auto leaf =
+      make_leaf({{"O", "Peer Test"}, {"OU", "Tesla Motors SN"}, {"CN", "5YJ3E1EA7JF000002"}},
+                {kClientAuth}, *main_ca_);
   auto id = identity_from_leaf(leaf.cert.get());
   ASSERT_TRUE(id.has_value());
   EXPECT_EQ(id->device_id, "5YJ3E1EA7JF000002");
@@ -107,9 +109,9 @@ TEST_F(VectorCertificates, VehicleOidBeforeExcludedOidStopsAtTheMatch) {
 }
 
 TEST_F(VectorCertificates, UnknownOidsAreSkipped) {
-  auto leaf = make_leaf({{"CN", "X"}},
-                        {kClientAuth, "1.3.6.1.4.1.49279.2.5.99", "1.3.6.1.4.1.49279.2.5.11"},
-                        *oid_ca_);
+  auto leaf =
+      make_leaf({{"CN", "X"}},
+                {kClientAuth, "1.3.6.1.4.1.49279.2.5.99", "1.3.6.1.4.1.49279.2.5.11"}, *oid_ca_);
   auto id = identity_from_leaf(leaf.cert.get());
   ASSERT_TRUE(id.has_value());
   EXPECT_EQ(id->client_type, "vehicle_board_device");
@@ -168,8 +170,9 @@ class IssuerTest : public ::testing::TestWithParam<IssuerCase> {};
 TEST_P(IssuerTest, ClientTypeFromIssuer) {
   const auto& param = GetParam();
   // An empty issuer CN means an issuer without any CN attribute.
-  auto ca = param.issuer_cn.empty() ? make_ca({{"O", "Peer Test"}})
-                                    : make_ca({{"CN", param.issuer_cn}});
+  std::vector<NameEntry> issuer{{"O", "Peer Test"}};
+  if (!param.issuer_cn.empty()) issuer.push_back({"CN", param.issuer_cn});
+  auto ca = make_ca(issuer);
   std::vector<NameEntry> subject;
   for (const auto& ou : param.ous) subject.push_back({"OU", ou});
   subject.push_back({"CN", "5YJ3E1EA7JF000009"});
@@ -189,8 +192,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(IssuerCase{"TeslaMotors", {}, "vehicle_device"},
                       IssuerCase{"Tesla Issuing CA", {}, "vehicle_device"},
                       IssuerCase{"Tesla Motors Products CA", {}, "vehicle_device"},
-                      IssuerCase{"Tesla Motors Products CA", {"Tesla Motors SN"},
-                                 "vehicle_board_device"},
+                      IssuerCase{
+                          "Tesla Motors Products CA", {"Tesla Motors SN"}, "vehicle_board_device"},
                       // the board special case needs the Products CA issuer
                       IssuerCase{"Tesla Issuing CA", {"Tesla Motors SN"}, "vehicle_device"},
                       IssuerCase{"TeslaMotors", {"Tesla Motors SN"}, "vehicle_device"},
@@ -290,8 +293,7 @@ INSTANTIATE_TEST_SUITE_P(
                       OuCase{{"Other", "Gen3 Wall Connector"}, "wall_connector_device"},
                       OuCase{{"Gen3 Wall Connector", "Solar Inverter"}, "wall_connector_device"},
                       OuCase{{"Solar Inverter", "Gen3 Wall Connector"}, "solar_inverter_device"},
-                      OuCase{{"solar inverter"}, "energy_device"},
-                      OuCase{{}, "energy_device"}));
+                      OuCase{{"solar inverter"}, "energy_device"}, OuCase{{}, "energy_device"}));
 
 TEST(IdentityOverrides, OuOverrideNeedsAnOidIssuer) {
   auto ca = make_ca({{"CN", "Tesla Motors Products CA"}});

@@ -78,9 +78,8 @@ class TestServer {
 
   /// The outcomes of the first `n` connections, waiting at most `deadline` for them; returns
   /// fewer if they did not arrive in time.
-  std::vector<ServerOutcome> wait_for_outcomes(std::size_t n,
-                                               std::chrono::milliseconds deadline =
-                                                   std::chrono::seconds(10));
+  std::vector<ServerOutcome> wait_for_outcomes(
+      std::size_t n, std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
  private:
   boost::asio::awaitable<void> accept_loop();

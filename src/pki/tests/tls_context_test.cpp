@@ -51,9 +51,9 @@ TEST_F(DevCaHandshake, VehicleCertificateHandshakesAndYieldsTheVin) {
 
   for (const auto& [cn, vin] : {std::pair{"5YJ3E1EA7JF000000", "5YJ3E1EA7JF000000"},
                                 std::pair{"5YJ3.E1EA7.JF000001", "5YJ3-E1EA7-JF000001"}}) {
-    ssl::context client = make_vehicle_client_context(
-        file("ca.pem"), file(std::string("vehicle-") + cn + ".pem"),
-        file(std::string("vehicle-") + cn + ".key"));
+    ssl::context client =
+        make_vehicle_client_context(file("ca.pem"), file(std::string("vehicle-") + cn + ".pem"),
+                                    file(std::string("vehicle-") + cn + ".key"));
     test::ClientOutcome outcome = test::run_client(client, server.port());
     ASSERT_TRUE(outcome.finished);
     EXPECT_FALSE(outcome.handshake) << outcome.handshake.message();
@@ -95,10 +95,10 @@ TEST_F(DevCaHandshake, ClientCertificateFromAnUnknownCaIsRefused) {
   VehicleServerContext server_context = make_vehicle_server_context(options());
   test::TestServer server(server_context.context);
   // Same subject as the dev CA, different key: only the signature tells them apart.
-  KeyedCert other_ca = make_ca({{"O", std::string(kDevCaOrganization)},
-                                {"CN", std::string(kDevCaCommonName)}});
-  KeyedCert vehicle = make_leaf({{"CN", "5YJ3E1EA7JF000002"}}, {kClientAuth, kVehicleProd},
-                                other_ca);
+  KeyedCert other_ca =
+      make_ca({{"O", std::string(kDevCaOrganization)}, {"CN", std::string(kDevCaCommonName)}});
+  KeyedCert vehicle =
+      make_leaf({{"CN", "5YJ3E1EA7JF000002"}}, {kClientAuth, kVehicleProd}, other_ca);
   auto cert = dir_.write("other.pem", to_pem(vehicle.cert.get()));
   auto key = dir_.write("other.key", to_pem(vehicle.key.get()));
   ssl::context client = make_vehicle_client_context(file("ca.pem"), cert, key);
@@ -162,10 +162,10 @@ TEST(VehicleServerContext, EveryCaFileCertificateIsATrustAnchor) {
   EXPECT_EQ(server_context.chain_length, 2u);
   test::TestServer server(server_context.context);
 
-  ssl::context client = make_vehicle_client_context(
-      dir.write("root.pem", test::pem_of({root.cert.get()})),
-      dir.write("vehicle.pem", to_pem(vehicle.cert.get())),
-      dir.write("vehicle.key", to_pem(vehicle.key.get())));
+  ssl::context client =
+      make_vehicle_client_context(dir.write("root.pem", test::pem_of({root.cert.get()})),
+                                  dir.write("vehicle.pem", to_pem(vehicle.cert.get())),
+                                  dir.write("vehicle.key", to_pem(vehicle.key.get())));
   test::ClientOutcome outcome = test::run_client(client, server.port());
   ASSERT_TRUE(outcome.finished);
   EXPECT_FALSE(outcome.handshake) << outcome.handshake.message();
@@ -187,9 +187,9 @@ TEST(VehicleServerContext, ClientCertificateWithoutClientAuthIsRefused) {
       {dir.write("server.pem", to_pem(server_leaf.cert.get())),
        dir.write("server.key", to_pem(server_leaf.key.get())), ca_file});
   test::TestServer server(server_context.context);
-  ssl::context client = make_vehicle_client_context(
-      ca_file, dir.write("client.pem", to_pem(not_a_client.cert.get())),
-      dir.write("client.key", to_pem(not_a_client.key.get())));
+  ssl::context client =
+      make_vehicle_client_context(ca_file, dir.write("client.pem", to_pem(not_a_client.cert.get())),
+                                  dir.write("client.key", to_pem(not_a_client.key.get())));
   test::ClientOutcome outcome = test::run_client(client, server.port());
   ASSERT_TRUE(outcome.finished);
   EXPECT_TRUE(outcome.handshake || outcome.exchange);
@@ -241,8 +241,9 @@ TEST(VehicleServerContext, ErrorsNameTheConfigKey) {
   EXPECT_EQ(error_of({garbage, key, ca_file}).rfind("tls.server_cert: no PEM certificate", 0), 0u);
   EXPECT_EQ(error_of({cert, missing, ca_file}).rfind("tls.server_key: cannot read", 0), 0u);
   EXPECT_EQ(error_of({cert, garbage, ca_file}).rfind("tls.server_key: no usable", 0), 0u);
-  EXPECT_EQ(error_of({cert, other_key, ca_file}).rfind("tls.server_key: private key does not match", 0),
-            0u);
+  EXPECT_EQ(
+      error_of({cert, other_key, ca_file}).rfind("tls.server_key: private key does not match", 0),
+      0u);
   EXPECT_EQ(error_of({cert, key, missing}).rfind("tls.ca_file: cannot read", 0), 0u);
   EXPECT_EQ(error_of({cert, key, garbage}).rfind("tls.ca_file: no PEM certificate", 0), 0u);
   EXPECT_EQ(error_of({cert, key, ""}).rfind("tls.ca_file: not set", 0), 0u);
