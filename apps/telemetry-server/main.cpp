@@ -208,9 +208,9 @@ int main(int argc, char** argv) {
   }
   Config& config = loaded.config;
   ts::server::apply_command_line(cli, config);
-  const bool level_ok = ts::log::configure({.level = config.log_level, .json = config.json_log_enable});
+  // The loader already turned an unknown log_level into "info" with a warning.
+  ts::log::configure({.level = config.log_level, .json = config.json_log_enable});
   auto log = ts::log::get("server");
-  if (!level_ok) log->warn("log_level: unknown level '{}', using info", config.log_level);
   for (const auto& w : loaded.warnings) log->warn("config: {}", w.text());
   try {
     return run(config);

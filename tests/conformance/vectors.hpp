@@ -2,6 +2,7 @@
 // Reading shared/vectors/reference as it is (never edited): cases, frames, replies, MQTT lines.
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct VectorCase {
   std::string stem() const { return nn + "-" + name; }
   int number() const { return std::stoi(nn); }
 };
+
+/// gtest prints parameters with this (instead of a byte dump).
+inline void PrintTo(const VectorCase& c, std::ostream* os) { *os << c.stem(); }
 
 std::string vectors_dir();
 std::vector<VectorCase> load_cases();
