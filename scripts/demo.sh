@@ -68,8 +68,10 @@ mosquitto -c "$RUN_DIR/mosquitto.conf" >"$RUN_DIR/mosquitto.log" 2>&1 &
 pids+=($!)
 "$BIN/telemetry-server" --config "$RUN_DIR/config.json" 2> >(tee "$RUN_DIR/telemetry-server.log" >&2) &
 pids+=($!)
-for _ in $(seq 1 100); do port_in_use "$VEHICLE_PORT" && break; sleep 0.1; done
-port_in_use "$VEHICLE_PORT" || { echo "demo: telemetry-server did not start; see $RUN_DIR/telemetry-server.log" >&2; exit 1; }
+# Ready when its plain-HTTP metrics port answers (a bare connect to the TLS port would be logged
+# as a failed handshake).
+for _ in $(seq 1 100); do port_in_use "$METRICS_PORT" && break; sleep 0.1; done
+port_in_use "$METRICS_PORT" || { echo "demo: telemetry-server did not start; see $RUN_DIR/telemetry-server.log" >&2; exit 1; }
 
 cat <<MSG
 
