@@ -65,24 +65,31 @@ std::string number(double v) {
 
 }  // namespace
 
+namespace {
+
+// One family's block: HELP, TYPE and a line per label set.
+template <class T, class Value>
+std::string render_family(const std::string& name, const Family<T>& family, const char* type,
+                          Value value) {
+  std::string b = fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, family.help(), name, type);
+  family.for_each([&](const std::vector<std::string>& values, const T& child) {
+    b += fmt::format("{}{} {}\n", name, label_block(family.labels(), values), value(child));
+  });
+  return b;
+}
+
+}  // namespace
+
 std::string MetricsRegistry::render_prometheus() const {
   // Collect every family under one lock, then render sorted by metric name.
   std::map<std::string, std::string> blocks;
   std::lock_guard lock(mutex_);
-  for (const auto& [name, family] : counters_) {
-    std::string b = fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, family->help(), name);
-    family->for_each([&](const std::vector<std::string>& values, const Counter& c) {
-      b += fmt::format("{}{} {}\n", name, label_block(family->labels(), values), c.value());
-    });
-    blocks[name] = std::move(b);
-  }
-  for (const auto& [name, family] : gauges_) {
-    std::string b = fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, family->help(), name);
-    family->for_each([&](const std::vector<std::string>& values, const Gauge& g) {
-      b += fmt::format("{}{} {}\n", name, label_block(family->labels(), values), number(g.value()));
-    });
-    blocks[name] = std::move(b);
-  }
+  for (const auto& entry : counters_)
+    blocks[entry.first] = render_family(entry.first, *entry.second, "counter",
+                                        [](const Counter& c) { return c.value(); });
+  for (const auto& entry : gauges_)
+    blocks[entry.first] = render_family(entry.first, *entry.second, "gauge",
+                                        [](const Gauge& g) { return number(g.value()); });
   for (const auto& [name, cb] : callbacks_) {
     blocks[name] = fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, cb.help, name, name,
                                number(cb.read()));

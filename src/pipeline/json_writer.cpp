@@ -123,31 +123,32 @@ bool append_float(std::string& out, double value, int bits) {
     return true;
   }
   // Fixed notation from the shortest digits (std::to_chars in fixed mode may pick other digits of
-  // the same length: 123456792 where Go prints 123456790).
-  size_t pos = 0;
-  if (sci[0] == '-') {
-    out += '-';
-    pos = 1;
-  }
-  const size_t e = sci.find('e');
-  std::string digits;
-  for (size_t i = pos; i < e; ++i)
-    if (sci[i] != '.') digits += sci[i];
+  // the same length: 123456792 where Go prints 123456790). Laid out in a stack buffer.
+  const char* p = sci.data();
+  const char* const e = p + sci.find('e');
+  char out_buf[48];  // fixed notation only for 1e-6 <= |x| < 1e21: at most 28 characters
+  char* o = out_buf;
+  if (*p == '-') *o++ = *p++;
+  char digits[24];
+  int n = 0;
+  for (; p < e; ++p)
+    if (*p != '.') digits[n++] = *p;
   int exp10 = 0;
-  std::from_chars(sci.data() + e + (sci[e + 1] == '+' ? 2 : 1), sci.data() + sci.size(), exp10);
-  const int n = static_cast<int>(digits.size());
+  std::from_chars(e + (e[1] == '+' ? 2 : 1), sci.data() + sci.size(), exp10);
   if (exp10 < 0) {
-    out += "0.";
-    out.append(static_cast<size_t>(-exp10 - 1), '0');
-    out += digits;
+    *o++ = '0';
+    *o++ = '.';
+    for (int z = 0; z < -exp10 - 1; ++z) *o++ = '0';
+    for (int k = 0; k < n; ++k) *o++ = digits[k];
   } else if (exp10 >= n - 1) {
-    out += digits;
-    out.append(static_cast<size_t>(exp10 - (n - 1)), '0');
+    for (int k = 0; k < n; ++k) *o++ = digits[k];
+    for (int z = 0; z < exp10 - (n - 1); ++z) *o++ = '0';
   } else {
-    out.append(digits, 0, static_cast<size_t>(exp10 + 1));
-    out += '.';
-    out.append(digits, static_cast<size_t>(exp10 + 1));
+    for (int k = 0; k <= exp10; ++k) *o++ = digits[k];
+    *o++ = '.';
+    for (int k = exp10 + 1; k < n; ++k) *o++ = digits[k];
   }
+  out.append(out_buf, static_cast<size_t>(o - out_buf));
   return true;
 }
 
@@ -159,13 +160,17 @@ void append_int(std::string& out, std::int64_t value) {
 }
 
 void append_rfc3339(std::string& out, std::int64_t seconds, std::int32_t nanos, bool fraction) {
-  // Go's time.Unix normalises nanos outside [0, 1e9) into the seconds.
+  // Go's time.Unix normalises nanos outside [0, 1e9) into the seconds, wrapping on overflow;
+  // unsigned arithmetic gives the same result without undefined behaviour.
   std::int64_t ns = nanos;
-  seconds += ns / 1'000'000'000;
+  auto wrap_add = [](std::int64_t a, std::int64_t b) {
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
+  };
+  seconds = wrap_add(seconds, ns / 1'000'000'000);
   ns %= 1'000'000'000;
   if (ns < 0) {
     ns += 1'000'000'000;
-    --seconds;
+    seconds = wrap_add(seconds, -1);
   }
   std::int64_t days = seconds / 86400;
   std::int64_t rem = seconds % 86400;

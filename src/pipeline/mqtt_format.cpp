@@ -77,17 +77,15 @@ std::string topic_prefix(std::string_view base, std::string_view vin) {
 MqttBatch format_vehicle_data(const Record& r, const vd::Payload& p, std::string_view base) {
   MqttBatch batch;
   // One publish per distinct key; a later datum with the same key replaces an earlier one.
-  std::vector<std::pair<int, int>> chosen;  // (key, datum index)
+  // Sorting (key, index) keeps this O(n log n): a frame of 100,000 distinct keys must not stall
+  // a shard (a linear search per datum did, for seconds).
+  std::vector<std::pair<int, int>> chosen;  // (key, index of the last datum with that key)
   chosen.reserve(static_cast<size_t>(p.data_size()));
-  for (int i = 0; i < p.data_size(); ++i) {
-    const int key = p.data(i).key();
-    auto it = std::find_if(chosen.begin(), chosen.end(), [&](auto& c) { return c.first == key; });
-    if (it != chosen.end()) {
-      it->second = i;
-    } else {
-      chosen.emplace_back(key, i);
-    }
-  }
+  for (int i = 0; i < p.data_size(); ++i) chosen.emplace_back(p.data(i).key(), i);
+  std::sort(chosen.begin(), chosen.end());  // by key, then index: the last of a run wins
+  auto last = std::unique(chosen.rbegin(), chosen.rend(),
+                          [](const auto& a, const auto& b) { return a.first == b.first; });
+  chosen.erase(chosen.begin(), last.base());
   const std::string prefix = topic_prefix(base, r.vin) + "v/";
   batch.messages.reserve(chosen.size());
   for (const auto& [key, index] : chosen) {
@@ -147,35 +145,37 @@ bool later(const google::protobuf::Timestamp& a, const google::protobuf::Timesta
 MqttBatch format_alerts(const Record& r, const va::VehicleAlerts& alerts, std::string_view base) {
   MqttBatch batch;
   const std::string prefix = topic_prefix(base, r.vin) + "alerts/";
-  // Distinct names in first-appearance order, with the indexes of their alerts.
-  std::vector<std::pair<std::string_view, std::vector<int>>> names;
-  for (int i = 0; i < alerts.alerts_size(); ++i) {
-    std::string_view name = alerts.alerts(i).name();
-    auto it = std::find_if(names.begin(), names.end(), [&](auto& n) { return n.first == name; });
-    if (it == names.end()) {
-      names.push_back({name, {i}});
-    } else {
-      it->second.push_back(i);
-    }
+  // Alerts grouped by name, each group in payload order (stable sort: O(n log n) for any frame).
+  std::vector<std::pair<std::string_view, int>> by_name;
+  by_name.reserve(static_cast<size_t>(alerts.alerts_size()));
+  for (int i = 0; i < alerts.alerts_size(); ++i) by_name.emplace_back(alerts.alerts(i).name(), i);
+  std::stable_sort(by_name.begin(), by_name.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) in by_name
+  for (size_t i = 0; i < by_name.size();) {
+    size_t j = i + 1;
+    while (j < by_name.size() && by_name[j].first == by_name[i].first) ++j;
+    groups.emplace_back(i, j);
+    i = j;
   }
   // spec §8.8: all `current` publishes first, then all `history`.
-  for (const auto& [name, indexes] : names) {
-    const va::VehicleAlert* current = nullptr;
-    for (int i : indexes) {
-      const auto& a = alerts.alerts(i);
+  for (const auto& [begin, end] : groups) {
+    const va::VehicleAlert* current = nullptr;  // greatest started_at; ties: the first
+    for (size_t k = begin; k < end; ++k) {
+      const auto& a = alerts.alerts(by_name[k].second);
       if (!a.has_started_at()) continue;
       if (current == nullptr || later(a.started_at(), current->started_at())) current = &a;
     }
     if (current == nullptr) continue;
-    MqttMessage m{prefix + std::string(name) + "/current", {}};
+    MqttMessage m{prefix + std::string(by_name[begin].first) + "/current", {}};
     append_alert(m.payload, *current);
     batch.messages.push_back(std::move(m));
   }
-  for (const auto& [name, indexes] : names) {
-    MqttMessage m{prefix + std::string(name) + "/history", "["};
-    for (size_t k = 0; k < indexes.size(); ++k) {
-      if (k) m.payload += ',';
-      append_alert(m.payload, alerts.alerts(indexes[k]));
+  for (const auto& [begin, end] : groups) {
+    MqttMessage m{prefix + std::string(by_name[begin].first) + "/history", "["};
+    for (size_t k = begin; k < end; ++k) {
+      if (k != begin) m.payload += ',';
+      append_alert(m.payload, alerts.alerts(by_name[k].second));
     }
     m.payload += ']';
     batch.messages.push_back(std::move(m));

@@ -71,18 +71,6 @@ bool decode_payload(std::string_view bytes, Record& record) {
   return false;
 }
 
-const google::protobuf::Message* typed_message(const Record& r) {
-  return std::visit(
-      [](const auto& m) -> const google::protobuf::Message* {
-        if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>) {
-          return nullptr;
-        } else {
-          return &m;
-        }
-      },
-      r.message);
-}
-
 }  // namespace
 
 bool PipelineOptions::is_configured(std::string_view record_type) const {
@@ -101,6 +89,18 @@ std::string_view to_string(BadReason reason) {
   return "unknown";
 }
 
+const google::protobuf::Message* Record::typed() const {
+  return std::visit(
+      [](const auto& m) -> const google::protobuf::Message* {
+        if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>) {
+          return nullptr;
+        } else {
+          return &m;
+        }
+      },
+      message);
+}
+
 int Record::signals_count() const {
   if (const auto* p = std::get_if<vd::Payload>(&message)) return p->data_size();
   if (const auto* a = std::get_if<va::VehicleAlerts>(&message)) return a->alerts_size();
@@ -108,7 +108,7 @@ int Record::signals_count() const {
 }
 
 std::string Record::encoded_payload() const {
-  if (const auto* m = typed_message(*this)) return m->SerializeAsString();
+  if (const auto* m = typed()) return m->SerializeAsString();
   return opaque_payload;
 }
 
@@ -150,13 +150,13 @@ Outcome process(std::span<const std::uint8_t> frame, const SocketContext& socket
   if (!decode_payload(env->stream->payload, r)) return bad(BadReason::PayloadDecode, o.txid);
   // Step 6: JSON form.
   if (options.transmit_decoded_records) {
-    if (const auto* m = typed_message(r)) {
+    if (const auto* m = r.typed()) {
       if (!append_protojson(o.json_payload, *m)) return bad(BadReason::JsonEncode, o.txid);
     } else {
       o.json_payload = "{}";  // spec §7.3: unknown topics become the two bytes {}
     }
     o.payload_size = o.json_payload.size();
-  } else if (const auto* m = typed_message(r)) {
+  } else if (const auto* m = r.typed()) {
     o.payload_size = m->ByteSizeLong();
   } else {
     o.payload_size = r.opaque_payload.size();

@@ -28,6 +28,9 @@ struct Record {
   /// spec §7.1 SignalsCount: datums for V, alerts for alerts, 0 otherwise.
   int signals_count() const;
 
+  /// The decoded message, or null for record types without a schema.
+  const google::protobuf::Message* typed() const;
+
   /// The bytes dispatchers that forward payloads receive (spec §7.1): the re-encoded protobuf
   /// for typed records (unknown fields kept), the opaque bytes otherwise.
   std::string encoded_payload() const;

@@ -23,15 +23,8 @@ std::string LoggerDispatcher::format(const pipeline::Record& r) {
   out += ",\"version\":\"0\",\"vin\":";
   json::append_string(out, r.vin, Escaping::Protojson);
   out += "} data=";
-  bool typed = std::visit(
-      [&](const auto& m) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>) {
-          return false;
-        } else {
-          return pipeline::append_protojson(out, m);
-        }
-      },
-      r.message);
+  const auto* message = r.typed();
+  const bool typed = message != nullptr && pipeline::append_protojson(out, *message);
   if (!typed) out += "(record_logging_error: no schema for this record type)";
   return out;
 }

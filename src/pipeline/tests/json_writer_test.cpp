@@ -85,3 +85,18 @@ TEST(JsonWriter, Rfc3339) {
 
 }  // namespace
 }  // namespace ts::pipeline::json
+
+namespace ts::pipeline::json {
+namespace {
+// Found by review of the fuzz targets: extreme timestamps from a vehicle must not overflow
+// (UBSan in the asan preset would abort here).
+TEST(JsonWriter, Rfc3339OfExtremeTimestampsDoesNotOverflow) {
+  std::string a, b;
+  append_rfc3339(a, std::numeric_limits<std::int64_t>::max(), 1'000'000'000, false);
+  append_rfc3339(b, std::numeric_limits<std::int64_t>::min(), -1, true);
+  EXPECT_EQ(a.front(), '"');
+  EXPECT_EQ(b.back(), '"');
+  EXPECT_NE(a.find('T'), std::string::npos);
+}
+}  // namespace
+}  // namespace ts::pipeline::json

@@ -188,3 +188,40 @@ TEST(MqttFormat, OpaqueRecordTypesAreNotPublished) {
 
 }  // namespace
 }  // namespace ts::pipeline
+
+namespace ts::pipeline {
+namespace {
+TEST(MqttFormat, ManyDatumsKeepOnlyTheLastValueOfEachKey) {
+  vd::Payload p;
+  for (int i = 0; i < 50'000; ++i) {
+    auto* d = p.add_data();
+    d->set_key(static_cast<vd::Field>(1000 + i % 997));
+    d->mutable_value()->set_int_value(i);
+  }
+  auto batch = format_mqtt(v_record(p, "V"), "t");
+  ASSERT_EQ(batch.messages.size(), 997u);
+  for (const auto& m : batch.messages) {
+    const int key = std::stoi(m.topic.substr(m.topic.rfind('/') + 1));
+    const int value = std::stoi(m.payload);
+    EXPECT_EQ(value % 997, key - 1000);
+    EXPECT_GE(value, 50'000 - 997);  // the last datum of that key
+  }
+}
+
+TEST(MqttFormat, ManyAlertNamesGroupInPayloadOrder) {
+  va::VehicleAlerts alerts;
+  for (int i = 0; i < 3000; ++i) {
+    auto* a = alerts.add_alerts();
+    a->set_name("A" + std::to_string(i % 100));
+    a->mutable_started_at()->set_seconds(1700000000 + (i % 7));
+  }
+  Record r;
+  r.type = wire::RecordType::Alerts;
+  r.vin = "V";
+  r.message = alerts;
+  auto batch = format_mqtt(r, "t");
+  EXPECT_EQ(batch.messages.size(), 200u);  // current + history for each of 100 names
+  for (size_t i = 0; i < 100; ++i) EXPECT_NE(batch.messages[i].topic.find("/current"), std::string::npos);
+}
+}  // namespace
+}  // namespace ts::pipeline

@@ -1,0 +1,3 @@
+
+
+somewhere near home€âÏª

@@ -1,0 +1,3 @@
+
+Dup"first
+Dup"second

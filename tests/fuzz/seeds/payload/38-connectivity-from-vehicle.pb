@@ -1,0 +1,4 @@
+
+
+SPOOFEDVIN
+veh-conn-1"─Бо╙*cellular

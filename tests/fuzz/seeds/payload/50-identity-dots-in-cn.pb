@@ -1,0 +1,3 @@
+
+@
+tx-identity-dots-in-cn€âÏª

@@ -1,0 +1,3 @@
+
+@
+tx-identity-board-ou€âÏª

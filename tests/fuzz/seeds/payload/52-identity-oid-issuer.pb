@@ -1,0 +1,3 @@
+
+@
+tx-identity-oid-issuer€âÏª

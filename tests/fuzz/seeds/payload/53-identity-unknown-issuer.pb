@@ -1,0 +1,3 @@
+
+ @
+tx-identity-unknown-issuer€âÏª

@@ -1,0 +1,3 @@
+
+)@%
+#tx-identity-oid-issuer-excluded-oid€âÏª
