@@ -57,3 +57,26 @@ TEST(Completion, DeadlinePassesWithoutCompletion) {
 
 }  // namespace
 }  // namespace ts::runtime
+
+namespace ts::runtime {
+namespace {
+// The completer may hold the last reference after the waiter and its io_context are gone (a
+// C library's callback thread releasing its bookkeeping late): releasing it there must be safe.
+// With a timer inside the shared state this was a use-after-free (found by ASan).
+TEST(Completion, LastReferenceMayDieOnAnotherThreadAfterTheWaiter) {
+  std::shared_ptr<Completion> held_by_completer;
+  {
+    boost::asio::io_context io;
+    auto c = std::make_shared<Completion>(io.get_executor());
+    held_by_completer = c;
+    std::thread t([c] { c->complete(true); });
+    t.join();
+    auto r = await_on(io, c, std::chrono::seconds(5));
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(*r);
+  }
+  std::thread t([c = std::move(held_by_completer)]() mutable { c.reset(); });
+  t.join();
+}
+}  // namespace
+}  // namespace ts::runtime
