@@ -25,7 +25,13 @@ Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string
 void MetricsRegistry::callback_gauge(const std::string& name, const std::string& help,
                                      std::function<double()> read) {
   std::lock_guard lock(mutex_);
-  callbacks_[name] = Callback{help, std::move(read)};
+  callbacks_[name] = Callback{help, std::move(read), "gauge"};
+}
+
+void MetricsRegistry::callback_counter(const std::string& name, const std::string& help,
+                                       std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  callbacks_[name] = Callback{help, std::move(read), "counter"};
 }
 
 std::string prometheus_escape(const std::string& value) {
@@ -91,8 +97,8 @@ std::string MetricsRegistry::render_prometheus() const {
     blocks[entry.first] = render_family(entry.first, *entry.second, "gauge",
                                         [](const Gauge& g) { return number(g.value()); });
   for (const auto& [name, cb] : callbacks_) {
-    blocks[name] = fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, cb.help, name, name,
-                               number(cb.read()));
+    blocks[name] = fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, cb.help, name, cb.type,
+                               name, number(cb.read()));
   }
   std::string out;
   for (auto& [_, b] : blocks) out += b;

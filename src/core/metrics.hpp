@@ -90,6 +90,9 @@ class MetricsRegistry {
   /// A gauge computed when scraped (e.g. connections, uptime, RSS).
   void callback_gauge(const std::string& name, const std::string& help,
                       std::function<double()> read);
+  /// A counter whose value another component keeps (e.g. a client library's statistics).
+  void callback_counter(const std::string& name, const std::string& help,
+                        std::function<double()> read);
 
   /// Prometheus text exposition of every family, sorted by name.
   std::string render_prometheus() const;
@@ -101,6 +104,7 @@ class MetricsRegistry {
   struct Callback {
     std::string help;
     std::function<double()> read;
+    const char* type;
   };
   std::map<std::string, Callback> callbacks_;
 };

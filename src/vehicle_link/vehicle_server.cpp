@@ -8,9 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 
 #include <fmt/format.h>
 #include <netinet/tcp.h>
@@ -22,6 +20,7 @@
 #include "core/log.hpp"
 #include "http/server.hpp"
 #include "pki/tls_context.hpp"
+#include "runtime/tls_stream.hpp"
 #include "vehicle_link/link_metrics.hpp"
 #include "vehicle_link/rate_limiter.hpp"
 #include "vehicle_link/socket_id.hpp"
@@ -34,7 +33,9 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// OpenSSL straight on the socket: no intermediate TLS buffers per connection (an idle vehicle
+// costs a few KiB instead of ~90 KiB with asio::ssl::stream).
+using TlsStream = runtime::TlsStream;
 using WsStream = websocket::stream<TlsStream>;
 
 namespace {
@@ -80,6 +81,7 @@ struct SessionHandle {
   bool closing = false;
   bool reading = false;  // an async_read is pending and no write is: a close may start now
   WsStream* ws = nullptr;
+  runtime::Deadline* deadline = nullptr;
 };
 
 struct VehicleServer::Shared {
@@ -205,21 +207,24 @@ asio::awaitable<bool> handle_frame(SharedT& sh, ShardT& st, WsStream& ws,
   }
 
   auto replies = pipeline::immediate_replies(outcome, deferred);
-  if (deferred && reliable_ok) replies.push_back(wire::build_ack(outcome.txid, outcome.record.tx_type));
-  auto& lowest = beast::get_lowest_layer(ws);
+  if (deferred && reliable_ok) {
+    // spec §9: counted when the ACK is queued to the live socket.
+    replies.push_back(wire::build_ack(outcome.txid, outcome.record.tx_type));
+    m.reliable_ack.with({outcome.record.tx_type, std::string(reliable->name())}).inc();
+  }
+  runtime::Deadline deadline(ws.next_layer());
   for (const auto& reply : replies) {
     boost::system::error_code ec;
-    lowest.expires_after(opt.write_timeout);
+    deadline.arm(opt.write_timeout);
     co_await ws.async_write(asio::buffer(reply), use_ec(ec));
-    lowest.expires_never();
+    deadline.disarm();
     if (ec) {
       m.socket_err_total.inc();
-      if (deferred) m.reliable_ack_miss.with({outcome.record.tx_type, std::string(reliable->name())}).inc();
+      if (deferred && reliable_ok)
+        m.reliable_ack_miss.with({outcome.record.tx_type, std::string(reliable->name())}).inc();
       co_return false;
     }
   }
-  if (deferred && reliable_ok)
-    m.reliable_ack.with({outcome.record.tx_type, std::string(reliable->name())}).inc();
   co_return true;
 }
 
@@ -233,9 +238,11 @@ asio::awaitable<void> respond_plain(SharedT&, TlsStream& tls, unsigned status, s
   res.keep_alive(false);
   res.prepare_payload();
   boost::system::error_code ec;
-  beast::get_lowest_layer(tls).expires_after(std::chrono::seconds(10));
+  runtime::Deadline deadline(tls);
+  deadline.arm(std::chrono::seconds(10));
   co_await bhttp::async_write(tls, res, use_ec(ec));
   if (!ec) co_await tls.async_shutdown(use_ec(ec));
+  tls.close(ec);
 }
 
 template <class SharedT, class ShardT>
@@ -244,9 +251,10 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   boost::system::error_code ec;
   set_keepalive(socket);
   const std::string peer = peer_of(socket);
-  TlsStream tls(std::move(socket), sh->tls);
-  beast::get_lowest_layer(tls).expires_after(sh->opt.handshake_timeout);
-  co_await tls.async_handshake(asio::ssl::stream_base::server, use_ec(ec));
+  TlsStream tls(std::move(socket), sh->tls.native_handle(), TlsStream::Role::server);
+  runtime::Deadline handshake_deadline(tls);  // TLS handshake and upgrade request, together
+  handshake_deadline.arm(sh->opt.handshake_timeout);
+  co_await tls.async_handshake(use_ec(ec));
   if (ec) {
     sh->metrics.tls_handshake_failed.inc();
     sh->log_handshake_error(peer, ec);
@@ -258,6 +266,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   parser.header_limit(8 * 1024);
   co_await bhttp::async_read(tls, buffer, parser, use_ec(ec));
   if (ec) co_return;
+  handshake_deadline.disarm();
   auto req = parser.release();
 
   // spec §2.4: /status answers without an upgrade; every other path is the WebSocket endpoint.
@@ -275,7 +284,6 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   }
 
   WsStream ws(std::move(tls));
-  beast::get_lowest_layer(ws).expires_never();
   // spec §2.5: the reference never pings and sets no read deadline (vehicles may idle for
   // hours); TCP keep-alive finds dead peers. Only the handshake is timed here.
   ws.set_option(websocket::stream_base::timeout{sh->opt.handshake_timeout,
@@ -295,7 +303,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   if (!identity) {
     sh->metrics.identity_rejected.with({identity.error().message()}).inc();
     sh->log->warn("rejected vehicle certificate from {}: {}", peer, identity.error().message());
-    beast::get_lowest_layer(ws).socket().close(ec);
+    ws.next_layer().close(ec);
     co_return;
   }
 
@@ -306,7 +314,8 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
       .socket_id = socket_id_from_header(req["X-TXID"]),
       .network_interface = std::string(req["X-Network-Interface"]),
   };
-  SessionHandle handle{.ws = &ws};
+  runtime::Deadline close_deadline(ws.next_layer());
+  SessionHandle handle{.ws = &ws, .deadline = &close_deadline};
   st->sessions.insert(&handle);
   sh->metrics.connections.fetch_add(1);
   sh->metrics.connections_accepted.inc();
@@ -335,10 +344,11 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   }
   if (handle.closing && ws.is_open()) {
     // Shutdown arrived while this session was busy with a frame: close now that it is done.
-    beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(2));
+    close_deadline.arm(std::chrono::seconds(2));
     co_await ws.async_close(websocket::close_code::going_away, use_ec(ec));
   }
-  beast::get_lowest_layer(ws).socket().close(ec);
+  close_deadline.disarm();
+  ws.next_layer().close(ec);
   st->sessions.erase(&handle);
   sh->metrics.connections.fetch_sub(1);
   sh->log->debug("[c={} vin={}] disconnected", ctx.socket_id, ctx.vin);
@@ -429,7 +439,7 @@ bool VehicleServer::close_sessions(std::chrono::milliseconds deadline) {
         if (!h->reading) continue;  // mid-frame: the session closes after its replies
         // Idle in a read: start the close handshake beside it (one read and one close may be
         // pending together); the read then ends with `closed`. Bounded if the peer is silent.
-        beast::get_lowest_layer(*h->ws).expires_after(std::chrono::seconds(2));
+        h->deadline->arm(std::chrono::seconds(2));
         h->ws->async_close(websocket::close_code::going_away, [](boost::system::error_code) {});
       }
     });

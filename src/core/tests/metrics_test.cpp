@@ -43,3 +43,14 @@ TEST(Metrics, GaugesAndCallbackGauges) {
 
 }  // namespace
 }  // namespace ts::core
+
+namespace ts::core {
+namespace {
+TEST(Metrics, CallbackCountersAreTypedAsCounters) {
+  MetricsRegistry reg;
+  reg.callback_counter("x_connects_total", "Connections.", [] { return 3.0; });
+  auto text = reg.render_prometheus();
+  EXPECT_NE(text.find("# TYPE x_connects_total counter\nx_connects_total 3\n"), std::string::npos);
+}
+}  // namespace
+}  // namespace ts::core

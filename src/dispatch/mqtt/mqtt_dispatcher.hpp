@@ -1,10 +1,10 @@
 #pragma once
-/// MQTT dispatcher (spec §8.8) on libmosquitto.
+/// MQTT dispatcher (spec §8.8) on our batching MqttClient (dispatch/mqtt/mqtt_client.hpp).
 ///
-/// One broker connection with libmosquitto's own network thread; `dispatch` may be called from
-/// every shard (libmosquitto is thread-safe in threaded mode). Each record's publishes are
-/// tracked by message id until libmosquitto reports them written (QoS 0) or acknowledged (QoS
-/// 1/2), with one shared `publish_timeout_ms` budget per record (spec §8.8 "Delivery" 2).
+/// One broker connection driven by the client's own thread; `dispatch` may be called from
+/// every shard. Each record's publishes go to the client as one batch, confirmed when all are
+/// written (QoS 0) or acknowledged (QoS 1/2), awaited on the caller's shard with one shared
+/// `publish_timeout_ms` budget per record (spec §8.8 "Delivery" 2).
 /// The broker being down never stops the server: the connection is retried forever, with
 /// exponential back-off, from start-up on; publishes meanwhile fail fast and are counted.
 #include <chrono>
@@ -14,8 +14,6 @@
 
 #include "core/metrics.hpp"
 #include "dispatch/dispatcher.hpp"
-
-struct mosquitto;
 
 namespace ts::dispatch {
 
@@ -39,11 +37,12 @@ struct MqttOptions {
 class MqttDispatcher final : public Dispatcher {
  public:
   /// Registers the dispatcher's metrics (spec §9 `mqtt_*` plus ours). Does not connect yet.
+  /// Throws std::runtime_error for local misconfiguration (unreadable TLS files).
   MqttDispatcher(MqttOptions options, core::MetricsRegistry& metrics);
   ~MqttDispatcher() override;
 
-  /// Starts the network thread and the first (asynchronous) connection attempt. Throws only for
-  /// local misconfiguration (unreadable TLS files); an unreachable broker is retried.
+  /// Starts the network thread and the first (asynchronous) connection attempt; an unreachable
+  /// broker is retried forever.
   void start();
 
   std::string_view name() const override { return "mqtt"; }
