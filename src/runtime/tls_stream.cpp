@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/system/system_error.hpp>
 #include <cerrno>
 
@@ -31,7 +32,8 @@ error_code from_openssl(unsigned long e) {
 [[noreturn]] void throw_openssl(const char* what) {
   const unsigned long e = ERR_get_error();
   ERR_clear_error();
-  if (e == 0) throw boost::system::system_error(make_error_code(std::errc::not_enough_memory), what);
+  if (e == 0)
+    throw boost::system::system_error(make_error_code(std::errc::not_enough_memory), what);
   throw boost::system::system_error(from_openssl(e), what);
 }
 

@@ -17,13 +17,13 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/role.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <utility>
 
@@ -113,10 +113,12 @@ inline constexpr std::size_t kTlsCoalesceBytes = 512;
 /// teardown hooks below are found by ADL).
 ///
 /// Owner: the session that accepted or connected the socket; movable only while no operation is
-/// pending. Thread: every call, and every completion, on one thread at a time: an io_context run
-/// by a single thread (our shards) or a strand of it. Rule for concurrent operations (what Beast's
-/// websocket does): at most one read (`async_read_some`, or `async_handshake`) and at most one
-/// write (`async_write_some`, `async_shutdown`) may be pending at the same time. That is safe
+/// pending. Thread: every call, and every completion, on the thread of an io_context run by that
+/// one thread (our shards). (Not a strand of a multi-threaded io_context: the edge-triggered
+/// reactor could then report readiness to another thread between OpenSSL's EAGAIN and our
+/// wait.) Rule for concurrent operations: `async_handshake` runs alone; after it, at most one
+/// read (`async_read_some`) and at most one write (`async_write_some` or `async_shutdown`) may be
+/// pending at the same time, which is what Beast's websocket does. That is safe
 /// because OpenSSL allows one SSL object to be used alternately by SSL_read and SSL_write from one
 /// thread, each call is non-blocking and atomic with respect to the other, and each operation
 /// keeps its own retry state (the read retries its SSL_read, the write its SSL_write with the
@@ -193,8 +195,7 @@ class TlsStream {
   auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
     const boost::asio::mutable_buffer first = first_buffer(buffers);
     return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
-        detail::TlsOp<ReadStep, true>(*this, ReadStep{first.data(), first.size()}), token,
-        socket_);
+        detail::TlsOp<ReadStep, true>(*this, ReadStep{first.data(), first.size()}), token, socket_);
   }
 
   /// Encrypts and sends from the first non-empty buffer (joined with the following ones when it
@@ -279,29 +280,25 @@ class TlsStream {
     WriteStep step;
     auto it = boost::asio::buffer_sequence_begin(buffers);
     const auto end = boost::asio::buffer_sequence_end(buffers);
-    for (; it != end; ++it) {
-      boost::asio::const_buffer b(*it);
-      if (b.size() == 0) continue;
-      step.data = b.data();
-      step.size = b.size();
-      break;
-    }
-    if (step.size == 0 || step.size >= detail::kTlsCoalesceBytes) return step;
-    // The first buffer is short: join it with what follows, up to the array's size.
+    while (it != end && boost::asio::const_buffer(*it).size() == 0) ++it;
+    if (it == end) return step;
+    const boost::asio::const_buffer first(*it);
+    step.data = first.data();
+    step.size = first.size();
+    if (step.size >= detail::kTlsCoalesceBytes) return step;
+    auto next = std::next(it);
+    while (next != end && boost::asio::const_buffer(*next).size() == 0) ++next;
+    if (next == end) return step;
+    // A short first buffer with more after it: join them, up to the array's size.
     std::size_t used = 0;
-    std::size_t parts = 0;
     for (; it != end && used < step.joined.size(); ++it) {
-      boost::asio::const_buffer b(*it);
+      const boost::asio::const_buffer b(*it);
       const std::size_t n = std::min(b.size(), step.joined.size() - used);
-      if (n == 0) continue;
-      std::memcpy(step.joined.data() + used, b.data(), n);
+      if (n != 0) std::memcpy(step.joined.data() + used, b.data(), n);
       used += n;
-      ++parts;
     }
-    if (parts > 1) {
-      step.coalesced = true;
-      step.size = used;
-    }
+    step.coalesced = true;
+    step.size = used;
     return step;
   }
 
@@ -325,8 +322,7 @@ void TlsOp<Step, kWithBytes>::run(Self& self, bool first) {
   }
   if (first) {
     // Finished without waiting: complete through the executor, as Asio requires.
-    return boost::asio::post(
-        boost::asio::append(std::move(self), TlsDone{}, step.ec, step.bytes));
+    return boost::asio::post(boost::asio::append(std::move(self), TlsDone{}, step.ec, step.bytes));
   }
   finish(self, step.ec, step.bytes);
 }
@@ -418,8 +414,8 @@ void async_teardown(boost::beast::role_type /*role*/, TlsStream& stream, Handler
 /// the last move of the socket (or of the TlsStream holding it) and destroy it before them.
 /// Thread: the socket's thread. arm() after arm() restarts the timer. A timer that fired but
 /// whose handler has not yet run when disarm() or the destructor is called does nothing (the
-/// state the handler sees is shared and outlives the Deadline). Never throws except std::bad_alloc
-/// from the constructor.
+/// state the handler sees is shared and outlives the Deadline). The constructor and arm() may
+/// throw std::bad_alloc; nothing else throws.
 class Deadline {
  public:
   explicit Deadline(boost::asio::ip::tcp::socket& socket);

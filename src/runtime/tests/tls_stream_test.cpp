@@ -94,28 +94,28 @@ class TestPki {
     const auto now = std::chrono::system_clock::now();
     pki::KeyGenerator keys;
     pki::EvpPkeyPtr ca_key = keys.generate();
-    pki::X509Ptr ca = pki::issue_certificate(
-        {.subject = {{"O", "TeslaSync test"}, {"CN", "tls_stream_test CA"}},
-         .is_ca = true,
-         .not_before = now - 1h,
-         .not_after = now + 24h},
-        ca_key.get(), nullptr, ca_key.get());
+    pki::X509Ptr ca =
+        pki::issue_certificate({.subject = {{"O", "TeslaSync test"}, {"CN", "tls_stream_test CA"}},
+                                .is_ca = true,
+                                .not_before = now - 1h,
+                                .not_after = now + 24h},
+                               ca_key.get(), nullptr, ca_key.get());
     pki::EvpPkeyPtr server_key = keys.generate();
-    pki::X509Ptr server = pki::issue_certificate(
-        {.subject = {{"CN", "tls_stream_test server"}},
-         .ext_key_usage = {std::string(pki::kOidServerAuth)},
-         .dns_names = {"localhost"},
-         .ip_addresses = {"127.0.0.1"},
-         .not_before = now - 1h,
-         .not_after = now + 24h},
-        server_key.get(), ca.get(), ca_key.get());
+    pki::X509Ptr server =
+        pki::issue_certificate({.subject = {{"CN", "tls_stream_test server"}},
+                                .ext_key_usage = {std::string(pki::kOidServerAuth)},
+                                .dns_names = {"localhost"},
+                                .ip_addresses = {"127.0.0.1"},
+                                .not_before = now - 1h,
+                                .not_after = now + 24h},
+                               server_key.get(), ca.get(), ca_key.get());
     pki::EvpPkeyPtr client_key = keys.generate();
-    pki::X509Ptr client = pki::issue_certificate(
-        {.subject = {{"CN", "device-1"}},
-         .ext_key_usage = {std::string(pki::kOidClientAuth)},
-         .not_before = now - 1h,
-         .not_after = now + 24h},
-        client_key.get(), ca.get(), ca_key.get());
+    pki::X509Ptr client =
+        pki::issue_certificate({.subject = {{"CN", "device-1"}},
+                                .ext_key_usage = {std::string(pki::kOidClientAuth)},
+                                .not_before = now - 1h,
+                                .not_after = now + 24h},
+                               client_key.get(), ca.get(), ca_key.get());
     write_text(dir_ / "ca.pem", pki::to_pem(ca.get()));
     write_text(dir_ / "server.pem", pki::to_pem(server.get()));
     write_text(dir_ / "server.key", pki::to_pem(server_key.get()));
@@ -128,17 +128,17 @@ class TestPki {
 // The vehicle-facing server context (client certificate required).
 pki::VehicleServerContext server_context() {
   const TestPki& p = TestPki::get();
-  return pki::make_vehicle_server_context(
-      {.server_cert = p.file("server.pem"), .server_key = p.file("server.key"),
-       .ca_file = p.file("ca.pem")});
+  return pki::make_vehicle_server_context({.server_cert = p.file("server.pem"),
+                                           .server_key = p.file("server.key"),
+                                           .ca_file = p.file("ca.pem")});
 }
 
 // A vehicle-side context; `max_version` 0 = highest; without a certificate if `with_cert` is false.
 ssl::context client_context(int max_version = 0, bool with_cert = true) {
   const TestPki& p = TestPki::get();
   if (with_cert) {
-    ssl::context c =
-        pki::make_vehicle_client_context(p.file("ca.pem"), p.file("client.pem"), p.file("client.key"));
+    ssl::context c = pki::make_vehicle_client_context(p.file("ca.pem"), p.file("client.pem"),
+                                                      p.file("client.key"));
     SSL_CTX_set_max_proto_version(c.native_handle(), max_version);
     return c;
   }
@@ -281,9 +281,7 @@ struct OursVsAsio {
     client.emplace(std::move(p.client), client_ctx);
   }
 
-  asio::awaitable<void> server_handshake() {
-    co_await server->async_handshake(use_ec(server_ec));
-  }
+  asio::awaitable<void> server_handshake() { co_await server->async_handshake(use_ec(server_ec)); }
   asio::awaitable<void> client_handshake() {
     co_await client->async_handshake(ssl::stream_base::client, use_ec(client_ec));
   }
@@ -383,7 +381,7 @@ TEST_P(TlsStreamVersions, TlsStreamOnBothSidesEchoes) {
 INSTANTIATE_TEST_SUITE_P(Tls, TlsStreamVersions, ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
                          [](const auto& param_info) {
                            return param_info.param == TLS1_2_VERSION ? std::string("Tls12")
-                                                               : std::string("Tls13");
+                                                                     : std::string("Tls13");
                          });
 
 // ---- data ---------------------------------------------------------------------------------------
@@ -525,9 +523,8 @@ TEST(TlsStream, ClientWithoutCertificateFailsTheHandshakeWithAReadableReason) {
     AsioTls client(std::move(p.client), bare);
     error_code server_ec, client_ec;
     Tasks tasks(io);
-    tasks.spawn([&]() -> asio::awaitable<void> {
-      co_await server.async_handshake(use_ec(server_ec));
-    });
+    tasks.spawn(
+        [&]() -> asio::awaitable<void> { co_await server.async_handshake(use_ec(server_ec)); });
     tasks.spawn([&]() -> asio::awaitable<void> {
       co_await client.async_handshake(ssl::stream_base::client, use_ec(client_ec));
       if (!client_ec) {  // TLS 1.3: the client finishes first and hears of it on its first read
@@ -557,7 +554,8 @@ TEST(TlsStream, TlsStreamClientWithoutCertificateReadsTheAlert) {
   TlsStream client(std::move(p.client), bare.native_handle(), TlsStream::Role::client);
   error_code server_ec, client_handshake_ec, client_read_ec;
   Tasks tasks(io);
-  tasks.spawn([&]() -> asio::awaitable<void> { co_await server.async_handshake(use_ec(server_ec)); });
+  tasks.spawn(
+      [&]() -> asio::awaitable<void> { co_await server.async_handshake(use_ec(server_ec)); });
   tasks.spawn([&]() -> asio::awaitable<void> {
     co_await client.async_handshake(use_ec(client_handshake_ec));
     char byte = 0;
@@ -569,14 +567,32 @@ TEST(TlsStream, TlsStreamClientWithoutCertificateReadsTheAlert) {
   EXPECT_EQ(client_read_ec.message(), "tlsv13 alert certificate required (SSL routines)");
 }
 
-TEST(TlsStream, StaleOpenSslErrorOfThisThreadDoesNotFailTheHandshake) {
-  // SSL_get_error looks at the thread's error queue first: an error left there by someone else
-  // would turn an ordinary WANT_READ into SSL_ERROR_SSL.
+TEST(TlsStream, StaleOpenSslErrorOfThisThreadDoesNotFailAnOperation) {
+  // SSL_get_error looks at the thread's error queue first: an error left there by another
+  // connection (or any OpenSSL user on this thread) would turn an ordinary WANT_READ into
+  // SSL_ERROR_SSL. (OpenSSL's handshake clears the queue itself; SSL_read does not.)
   asio::io_context io;
   OursVsAsio pair(io);
   ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
   ASSERT_NE(ERR_peek_error(), 0u);
-  EXPECT_TRUE(pair.handshake(io));
+  ASSERT_TRUE(pair.handshake(io));
+  EXPECT_EQ(ERR_peek_error(), 0u);
+
+  error_code read_ec;
+  std::string got(3, '\0');
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);  // stale when SSL_read says WANT_READ
+    co_await asio::async_read(*pair.server, asio::buffer(got), use_ec(read_ec));
+  });
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    error_code ec;
+    co_await asio::async_write(*pair.client, asio::buffer("abc", 3), use_ec(ec));
+    EXPECT_FALSE(ec) << ec.message();
+  });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_FALSE(read_ec) << read_ec.message();
+  EXPECT_EQ(got, "abc");
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
@@ -625,9 +641,8 @@ TEST(TlsStream, CloseNotifyBothWays) {
     co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(read_ec));
     co_await pair.server->async_shutdown(use_ec(shutdown_ec));
   });
-  tasks.spawn([&]() -> asio::awaitable<void> {
-    co_await pair.client->async_shutdown(use_ec(client_ec));
-  });
+  tasks.spawn(
+      [&]() -> asio::awaitable<void> { co_await pair.client->async_shutdown(use_ec(client_ec)); });
   ASSERT_TRUE(tasks.run());
   EXPECT_EQ(read_ec, asio::error::eof) << read_ec.message();
   EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
