@@ -261,13 +261,17 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
     co_return;
   }
 
-  beast::flat_buffer buffer;
-  bhttp::request_parser<bhttp::empty_body> parser;
-  parser.header_limit(8 * 1024);
-  co_await bhttp::async_read(tls, buffer, parser, use_ec(ec));
-  if (ec) co_return;
+  bhttp::request<bhttp::empty_body> req;
+  {
+    // Scoped: the read buffer and parser must not live as long as the connection.
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::empty_body> parser;
+    parser.header_limit(8 * 1024);
+    co_await bhttp::async_read(tls, buffer, parser, use_ec(ec));
+    if (ec) co_return;
+    req = parser.release();
+  }
   handshake_deadline.disarm();
-  auto req = parser.release();
 
   // spec §2.4: /status answers without an upgrade; every other path is the WebSocket endpoint.
   if (req.target() == "/status") {
@@ -315,6 +319,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
       .network_interface = std::string(req["X-Network-Interface"]),
   };
   runtime::Deadline close_deadline(ws.next_layer());
+  req = {};  // the upgrade request is not needed past here; an idle vehicle should not keep it
   SessionHandle handle{.ws = &ws, .deadline = &close_deadline};
   st->sessions.insert(&handle);
   sh->metrics.connections.fetch_add(1);
