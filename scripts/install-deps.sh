@@ -15,7 +15,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # real components used by the main job and the tests
-  mosquitto mosquitto-clients
+  mosquitto mosquitto-clients redis-server postgresql
 )
 
 SUDO=""
@@ -42,3 +42,10 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
   $SUDO systemctl stop mosquitto || true
 fi
+# Likewise Redis and PostgreSQL: tests start their own servers (redis-server, initdb/pg_ctl) in temp
+# dirs on ephemeral ports; the distribution's instances are not used.
+for svc in redis-server postgresql; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl stop "$svc" || true
+  fi
+done
