@@ -58,6 +58,28 @@ struct DeadLetter {
   friend bool operator==(const DeadLetter&, const DeadLetter&) = default;
 };
 
+/// Everything one ingest batch writes, in one transaction.
+struct Batch {
+  std::vector<Signal> signals;
+  std::vector<Alert> alerts;
+  std::vector<ConnectivityEvent> connectivity;
+  std::vector<VehicleError> vehicle_errors;
+  std::vector<DeadLetter> dead_letters;
+
+  std::size_t size() const {
+    return signals.size() + alerts.size() + connectivity.size() + vehicle_errors.size() +
+           dead_letters.size();
+  }
+  bool empty() const { return size() == 0; }
+  void clear() {
+    signals.clear();
+    alerts.clear();
+    connectivity.clear();
+    vehicle_errors.clear();
+    dead_letters.clear();
+  }
+};
+
 /// alerts/<name>/current: one alert object. alerts/<name>/history: an array of them.
 Result<std::vector<Alert>> parse_alerts(std::string_view vin, std::string_view name,
                                         std::string_view payload, bool history,

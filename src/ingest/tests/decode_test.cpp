@@ -1,0 +1,64 @@
+#include "ingest/decode.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ts::ingest {
+namespace {
+
+const IsRegistered kOnlyVin1 = [](std::string_view vin) { return vin == "VIN1"; };
+
+TEST(DecodeMessage, BareSignalTakesReceiveTime) {
+  signal::Batch b;
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/v/Soc", "80.5", 42, kOnlyVin1, b),
+            Disposition::Signal);
+  ASSERT_EQ(b.signals.size(), 1u);
+  EXPECT_EQ(b.signals[0].name, "Soc");
+  EXPECT_EQ(b.signals[0].ts, 42);
+  EXPECT_EQ(b.signals[0].value, signal::Value::float64(80.5));
+}
+
+TEST(DecodeMessage, EnvelopeSignalKeepsEventTime) {
+  signal::Batch b;
+  decode_message("telemetry", "telemetry/VIN1/v/Gear",
+                 R"({"value":"ShiftStateD","ts":"1970-01-01T00:00:01Z"})", 42, kOnlyVin1, b);
+  ASSERT_EQ(b.signals.size(), 1u);
+  EXPECT_EQ(b.signals[0].ts, 1'000'000);
+  EXPECT_EQ(b.signals[0].received_at, 42);
+}
+
+TEST(DecodeMessage, UnusableMessagesBecomeDeadLetters) {
+  signal::Batch b;
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN2/v/Soc", "1", 1, kOnlyVin1, b),
+            Disposition::DeadLetter);
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/v/Soc", "{bad", 1, kOnlyVin1, b),
+            Disposition::DeadLetter);
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/nope", "1", 1, kOnlyVin1, b),
+            Disposition::DeadLetter);
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/connectivity", "[]", 1, kOnlyVin1, b),
+            Disposition::DeadLetter);
+  ASSERT_EQ(b.dead_letters.size(), 4u);
+  EXPECT_EQ(b.dead_letters[0].reason, kReasonUnregisteredVin);
+  EXPECT_EQ(b.dead_letters[0].vin, "VIN2");
+  EXPECT_EQ(b.dead_letters[1].reason, "undecodable: payload is not JSON");
+  EXPECT_EQ(b.dead_letters[1].payload, "{bad");
+  EXPECT_EQ(b.dead_letters[2].reason, kReasonUnknownTopic);
+  EXPECT_TRUE(b.signals.empty());
+}
+
+TEST(DecodeMessage, OtherRecordTypes) {
+  signal::Batch b;
+  EXPECT_EQ(decode_message("t", "t/VIN1/alerts/A1/history",
+                           R"([{"Audiences":["Customer"],"StartedAt":"2023-11-14T21:13:20Z"}])", 1,
+                           kOnlyVin1, b),
+            Disposition::Alerts);
+  EXPECT_EQ(decode_message("t", "t/VIN1/errors/E1", R"({"Body":"b","Tags":null})", 1, kOnlyVin1, b),
+            Disposition::VehicleError);
+  EXPECT_EQ(decode_message("t", "t/VIN1/connectivity",
+                           R"({"ConnectionId":"c","CreatedAt":"2026-11-24T16:00:19Z","Status":"CONNECTED"})",
+                           1, kOnlyVin1, b),
+            Disposition::Connectivity);
+  EXPECT_EQ(b.size(), 3u);
+}
+
+}  // namespace
+}  // namespace ts::ingest
