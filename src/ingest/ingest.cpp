@@ -1,0 +1,235 @@
+#include "ingest/ingest.hpp"
+
+#include <algorithm>
+
+#include "core/log.hpp"
+
+namespace ts::ingest {
+namespace {
+
+template <class T>
+void move_append(std::vector<T>& to, std::vector<T>& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  from.clear();
+}
+
+void move_records(signal::Batch& to, signal::Batch& from) {
+  move_append(to.signals, from.signals);
+  move_append(to.alerts, from.alerts);
+  move_append(to.connectivity, from.connectivity);
+  move_append(to.vehicle_errors, from.vehicle_errors);
+  move_append(to.dead_letters, from.dead_letters);
+}
+
+}  // namespace
+
+Ingest::Ingest(IngestOptions options, BatchWriter& writer, IngestHooks hooks)
+    : options_(std::move(options)), writer_(writer), hooks_(std::move(hooks)) {}
+
+Ingest::~Ingest() { stop(); }
+
+void Ingest::start() {
+  std::lock_guard lock(mutex_);
+  if (started_) return;
+  started_ = true;
+  writer_thread_ = std::thread([this] { writer_loop(); });
+}
+
+void Ingest::count(Disposition d) {
+  switch (d) {
+    case Disposition::Signal: stats_.signals.inc(); break;
+    case Disposition::Alerts: stats_.alerts.inc(); break;
+    case Disposition::Connectivity: stats_.connectivity.inc(); break;
+    case Disposition::VehicleError: stats_.vehicle_errors.inc(); break;
+    case Disposition::DeadLetter: {
+      stats_.dead_letters.inc();
+      const auto& reason = scratch_.dead_letters.back().reason;
+      if (reason.starts_with(kReasonUndecodable)) stats_.decode_failures.inc();
+      if (reason == kReasonUnregisteredVin) stats_.unregistered.inc();
+      break;
+    }
+  }
+}
+
+void Ingest::offer(std::string_view topic, std::string_view payload, AckToken token,
+                   signal::Timestamp received_at) {
+  stats_.messages.inc();
+  stats_.last_message_us.store(received_at, std::memory_order_relaxed);
+  scratch_.clear();
+  const Disposition d =
+      decode_message(options_.topic_base, topic, payload, received_at, hooks_.registered, scratch_);
+  count(d);
+  if (d == Disposition::DeadLetter) {
+    log::get("ingest")->debug("dead letter on {}: {}", topic, scratch_.dead_letters.back().reason);
+  }
+  if (hooks_.observe) hooks_.observe(scratch_);
+
+  std::lock_guard lock(mutex_);
+  if (open_.tokens.empty()) open_.opened = std::chrono::steady_clock::now();
+  move_records(open_.batch, scratch_);
+  open_.tokens.push_back(token);
+  stats_.queued_messages.fetch_add(1, std::memory_order_relaxed);
+  if (open_.tokens.size() >= options_.batch_max_messages) {
+    close_open_batch_locked();
+    cv_.notify_one();
+  } else if (open_.tokens.size() == 1) {
+    cv_.notify_one();  // the writer starts the window timer
+  }
+}
+
+void Ingest::close_open_batch_locked() {
+  if (open_.tokens.empty()) return;
+  queue_.push_back(std::move(open_));
+  open_ = Pending{};
+  stats_.queued_batches.store(queue_.size(), std::memory_order_relaxed);
+  update_pause_locked();
+}
+
+void Ingest::update_pause_locked() {
+  bool want = queue_.size() >= options_.queue_batches;
+  bool resume = queue_.size() <= options_.queue_batches / 2;
+  if (want && !paused_) {
+    paused_ = true;
+    stats_.paused.store(true);
+    stats_.pauses.inc();
+    log::get("ingest")->warn(
+        "signal_log writer is {} batches behind: pausing MQTT intake until it catches up",
+        queue_.size());
+    if (hooks_.on_pause) hooks_.on_pause(true);
+  } else if (paused_ && resume) {
+    paused_ = false;
+    stats_.paused.store(false);
+    log::get("ingest")->info("signal_log writer caught up: resuming MQTT intake");
+    if (hooks_.on_pause) hooks_.on_pause(false);
+  }
+}
+
+void Ingest::writer_loop() {
+  drain();
+  std::lock_guard lock(mutex_);
+  writer_exited_ = true;
+  drained_cv_.notify_all();
+}
+
+void Ingest::drain() {
+  auto logger = log::get("ingest");
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    // Wait for a closed batch, or for the open one's window to end.
+    while (queue_.empty() || abandon_) {
+      if (abandon_) {
+        if (!queue_.empty()) {
+          logger->warn("stopping with {} batches not written; the broker will deliver them again",
+                       queue_.size());
+        }
+        return;
+      }
+      if (!open_.tokens.empty()) {
+        auto due = open_.opened + options_.batch_window;
+        if (stopping_ || std::chrono::steady_clock::now() >= due) {
+          close_open_batch_locked();
+          break;
+        }
+        cv_.wait_until(lock, due);
+      } else {
+        if (stopping_) return;
+        cv_.wait(lock);
+      }
+    }
+    Pending pending = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    lock.unlock();
+
+    auto delay = options_.retry_initial;
+    bool written = false;
+    for (;;) {
+      auto result = writer_.write(pending.batch);
+      if (result) {
+        written = true;
+        break;
+      }
+      stats_.write_failures.inc();
+      logger->error("signal_log write of {} records failed ({}); retrying in {} ms",
+                    pending.batch.size(), result.error().message(), delay.count());
+      std::unique_lock wait_lock(mutex_);
+      if (cv_.wait_for(wait_lock, delay, [this] { return stopping_; })) break;
+      wait_lock.unlock();
+      delay = std::min(delay * 2, options_.retry_max);
+    }
+    if (written) {
+      stats_.batches_written.inc();
+      stats_.rows_written.inc(pending.batch.size());
+      stats_.last_write_us.store(signal::now(), std::memory_order_relaxed);
+      if (hooks_.ack) hooks_.ack(pending.tokens);
+    }
+    lock.lock();
+    writing_ = false;
+    stats_.queued_messages.fetch_sub(pending.tokens.size(), std::memory_order_relaxed);
+    stats_.queued_batches.store(queue_.size(), std::memory_order_relaxed);
+    update_pause_locked();
+    drained_cv_.notify_all();
+    if (!written) {
+      // Stopping while the database fails: leave the rest unacknowledged for redelivery.
+      logger->warn("stopping with {} batches not written; the broker will deliver them again",
+                   queue_.size() + 1);
+      return;
+    }
+  }
+}
+
+void Ingest::stop(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    close_open_batch_locked();
+  }
+  cv_.notify_all();
+  if (!writer_thread_.joinable()) return;
+  // The writer drains what it can before the deadline; after it, it takes no further batch.
+  {
+    std::unique_lock lock(mutex_);
+    drained_cv_.wait_for(lock, deadline, [this] { return writer_exited_ || (queue_.empty() && !writing_); });
+    abandon_ = true;
+  }
+  cv_.notify_all();
+  writer_thread_.join();
+}
+
+void Ingest::register_metrics(core::MetricsRegistry& registry) const {
+  auto counter = [&registry](const char* name, const char* help, const core::Counter& c) {
+    registry.callback_counter(name, help, [&c] { return static_cast<double>(c.value()); });
+  };
+  counter("teslasync_ingest_messages_total", "MQTT messages received", stats_.messages);
+  counter("teslasync_ingest_signals_total", "signal messages decoded", stats_.signals);
+  counter("teslasync_ingest_alert_messages_total", "alert messages decoded", stats_.alerts);
+  counter("teslasync_ingest_connectivity_total", "connectivity events decoded", stats_.connectivity);
+  counter("teslasync_ingest_vehicle_errors_total", "vehicle error messages decoded",
+          stats_.vehicle_errors);
+  counter("teslasync_ingest_dead_letters_total", "messages kept as dead letters",
+          stats_.dead_letters);
+  counter("teslasync_ingest_decode_failures_total", "messages whose payload could not be decoded",
+          stats_.decode_failures);
+  counter("teslasync_ingest_unregistered_vin_total", "messages from VINs that are not registered",
+          stats_.unregistered);
+  counter("teslasync_ingest_batches_written_total", "batches made durable", stats_.batches_written);
+  counter("teslasync_ingest_rows_written_total", "records made durable", stats_.rows_written);
+  counter("teslasync_ingest_write_failures_total", "failed batch writes (retried)",
+          stats_.write_failures);
+  counter("teslasync_ingest_pauses_total", "times MQTT intake was paused for back-pressure",
+          stats_.pauses);
+  registry.callback_gauge("teslasync_ingest_queue_batches", "batches waiting to be written",
+                          [this] { return static_cast<double>(stats_.queued_batches.load()); });
+  registry.callback_gauge("teslasync_ingest_queue_messages", "messages not yet durable",
+                          [this] { return static_cast<double>(stats_.queued_messages.load()); });
+  registry.callback_gauge("teslasync_ingest_paused", "1 while MQTT intake is paused",
+                          [this] { return stats_.paused.load() ? 1.0 : 0.0; });
+  registry.callback_gauge("teslasync_ingest_last_message_age_seconds",
+                          "seconds since the last MQTT message (-1: none yet)", [this] {
+                            auto last = stats_.last_message_us.load();
+                            return last == 0 ? -1.0 : (signal::now() - last) / 1e6;
+                          });
+}
+
+}  // namespace ts::ingest

@@ -1,0 +1,139 @@
+#pragma once
+/// Ingest: MQTT messages from telemetry-server → decoded records → batches written durably, and
+/// only then acknowledged to the broker (at-least-once; the writes are idempotent, so a
+/// redelivery after a crash does not duplicate anything).
+///
+/// Threads:
+/// - `offer()` is called by the MQTT subscriber's thread for every message. It decodes the
+///   message, hands the records to the observer at once (L1 state, SSE, Redis: live views never
+///   wait for the database), and adds them to the open batch. A batch closes when it holds
+///   `batch_max_messages` messages or its first message is `batch_window` old.
+/// - One writer thread writes closed batches with `BatchWriter::write` (one transaction each),
+///   retrying with back-off while the database fails, and acknowledges a batch's messages after
+///   the write returned success.
+/// - Back-pressure: when `queue_batches` closed batches wait for the writer, `on_pause(true)`
+///   asks the subscriber to stop reading from the broker (which keeps queueing); below half of
+///   that, `on_pause(false)` resumes. Nothing is dropped.
+/// stop() closes the open batch, lets the writer try to finish within a deadline, and leaves
+/// whatever was not written unacknowledged, so the broker delivers it again after a restart.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.hpp"
+#include "core/result.hpp"
+#include "ingest/decode.hpp"
+#include "signal/records.hpp"
+
+namespace ts::ingest {
+
+/// Opaque per-message token handed back to the subscriber's acknowledge function.
+using AckToken = std::uint64_t;
+
+/// Where batches go: storage, or a test double. Called on the writer thread only.
+class BatchWriter {
+ public:
+  virtual ~BatchWriter() = default;
+  /// Writes the batch in one transaction; success means durable.
+  virtual Result<void> write(const signal::Batch& batch) = 0;
+};
+
+struct IngestOptions {
+  std::string topic_base = "telemetry";
+  std::size_t batch_max_messages = 256;
+  std::chrono::milliseconds batch_window{100};
+  std::size_t queue_batches = 64;
+  std::chrono::milliseconds retry_initial{100};
+  std::chrono::milliseconds retry_max{5000};
+};
+
+struct IngestHooks {
+  IsRegistered registered;  ///< VIN check (any thread)
+  /// Records of one message, before they are durable (subscriber thread). Must not block.
+  std::function<void(const signal::Batch& records)> observe;
+  /// Acknowledges the messages of a durable batch (writer thread).
+  std::function<void(const std::vector<AckToken>& tokens)> ack;
+  /// Stop (true) or resume (false) reading from the broker (any thread).
+  std::function<void(bool paused)> on_pause;
+};
+
+/// Counters shared with /metrics and the pipeline summary; readable from any thread.
+struct IngestStats {
+  core::Counter messages;
+  core::Counter signals;
+  core::Counter alerts;
+  core::Counter connectivity;
+  core::Counter vehicle_errors;
+  core::Counter dead_letters;
+  core::Counter decode_failures;  ///< dead letters because the payload could not be decoded
+  core::Counter unregistered;     ///< dead letters because of an unregistered VIN
+  core::Counter batches_written;
+  core::Counter rows_written;     ///< records of durable batches
+  core::Counter write_failures;
+  core::Counter pauses;
+  std::atomic<std::int64_t> last_message_us{0};  ///< receive time of the newest message
+  std::atomic<std::int64_t> last_write_us{0};    ///< when the last batch became durable
+  std::atomic<std::size_t> queued_batches{0};
+  std::atomic<std::size_t> queued_messages{0};
+  std::atomic<bool> paused{false};
+};
+
+class Ingest {
+ public:
+  Ingest(IngestOptions options, BatchWriter& writer, IngestHooks hooks);
+  ~Ingest();  ///< calls stop()
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  void start();
+  /// Closes the open batch and waits up to `deadline` for the writer to drain. Idempotent.
+  void stop(std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
+  /// One message (subscriber thread). `received_at` is the receive time.
+  void offer(std::string_view topic, std::string_view payload, AckToken token,
+             signal::Timestamp received_at);
+
+  const IngestStats& stats() const { return stats_; }
+  /// Registers the stats as teslasync_ingest_* metrics.
+  void register_metrics(core::MetricsRegistry& registry) const;
+
+ private:
+  struct Pending {
+    signal::Batch batch;
+    std::vector<AckToken> tokens;
+    std::chrono::steady_clock::time_point opened{};
+  };
+  void writer_loop();
+  void drain();  // the writer's work; returns when stopped
+  void close_open_batch_locked();
+  void update_pause_locked();
+  void count(Disposition d);
+
+  const IngestOptions options_;
+  BatchWriter& writer_;
+  const IngestHooks hooks_;
+  IngestStats stats_;
+
+  signal::Batch scratch_;  // subscriber thread only: the records of the current message
+
+  std::mutex mutex_;  // guards open_, queue_, stopping_, abandon_, writing_, paused_
+  std::condition_variable cv_;          // wakes the writer
+  std::condition_variable drained_cv_;  // wakes stop() when a write finished
+  Pending open_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  bool abandon_ = false;  // stop()'s deadline passed: take no further batch
+  bool writing_ = false;  // the writer holds a batch outside the lock
+  bool writer_exited_ = false;
+  bool paused_ = false;
+  std::thread writer_thread_;
+  bool started_ = false;
+};
+
+}  // namespace ts::ingest

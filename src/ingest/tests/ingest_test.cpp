@@ -1,0 +1,175 @@
+#include "ingest/ingest.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+namespace ts::ingest {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A writer that records batches and can be told to fail; thread-safe.
+class RecordingWriter : public BatchWriter {
+ public:
+  Result<void> write(const signal::Batch& batch) override {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return !blocked_; });
+    ++attempts_;
+    if (failing_) return make_error_code(boost::system::errc::io_error);
+    batches_.push_back(batch);
+    return {};
+  }
+  void set_failing(bool f) {
+    std::lock_guard lock(mutex_);
+    failing_ = f;
+  }
+  void set_blocked(bool b) {
+    {
+      std::lock_guard lock(mutex_);
+      blocked_ = b;
+    }
+    cv_.notify_all();
+  }
+  std::vector<signal::Batch> batches() {
+    std::lock_guard lock(mutex_);
+    return batches_;
+  }
+  int attempts() {
+    std::lock_guard lock(mutex_);
+    return attempts_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool failing_ = false;
+  bool blocked_ = false;
+  int attempts_ = 0;
+  std::vector<signal::Batch> batches_;
+};
+
+struct Acks {
+  std::mutex mutex;
+  std::vector<AckToken> tokens;
+  std::vector<bool> pauses;
+  void add(const std::vector<AckToken>& t) {
+    std::lock_guard lock(mutex);
+    tokens.insert(tokens.end(), t.begin(), t.end());
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex);
+    return tokens.size();
+  }
+};
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return pred();
+}
+
+IngestHooks hooks(Acks& acks, std::atomic<int>* observed = nullptr) {
+  return {.registered = [](std::string_view vin) { return vin == "VIN1"; },
+          .observe = [observed](const signal::Batch& b) {
+            if (observed) *observed += static_cast<int>(b.size());
+          },
+          .ack = [&acks](const std::vector<AckToken>& t) { acks.add(t); },
+          .on_pause = [&acks](bool p) {
+            std::lock_guard lock(acks.mutex);
+            acks.pauses.push_back(p);
+          }};
+}
+
+TEST(Ingest, FullBatchIsWrittenThenAcknowledged) {
+  RecordingWriter writer;
+  Acks acks;
+  std::atomic<int> observed{0};
+  Ingest ingest({.batch_max_messages = 3, .batch_window = 1h}, writer, hooks(acks, &observed));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/v/Soc", "1", 11, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "2", 12, 101);
+  EXPECT_EQ(observed.load(), 2);  // live views see records before they are durable
+  EXPECT_EQ(acks.count(), 0u);
+  ingest.offer("telemetry/VIN9/v/Soc", "3", 13, 102);  // unregistered -> dead letter, same batch
+  ASSERT_TRUE(eventually([&] { return acks.count() == 3; }));
+  auto batches = writer.batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].signals.size(), 2u);
+  EXPECT_EQ(batches[0].dead_letters.size(), 1u);
+  EXPECT_EQ(acks.tokens, (std::vector<AckToken>{11, 12, 13}));
+  EXPECT_EQ(ingest.stats().unregistered.value(), 1u);
+}
+
+TEST(Ingest, PartialBatchIsWrittenWhenItsWindowEnds) {
+  RecordingWriter writer;
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1000, .batch_window = 20ms}, writer, hooks(acks));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/v/Soc", "1", 1, 100);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 1; }));
+  EXPECT_EQ(writer.batches().size(), 1u);
+}
+
+TEST(Ingest, FailedWritesAreRetriedAndNothingIsAcknowledgedUntilDurable) {
+  RecordingWriter writer;
+  writer.set_failing(true);
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1, .retry_initial = 1ms, .retry_max = 2ms}, writer,
+                hooks(acks));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/v/Soc", "1", 7, 100);
+  ASSERT_TRUE(eventually([&] { return writer.attempts() >= 3; }));
+  EXPECT_EQ(acks.count(), 0u);
+  EXPECT_GE(ingest.stats().write_failures.value(), 3u);
+  writer.set_failing(false);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 1; }));
+}
+
+TEST(Ingest, FullQueuePausesIntakeAndResumesWhenDrained) {
+  RecordingWriter writer;
+  writer.set_blocked(true);
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1, .queue_batches = 4}, writer, hooks(acks));
+  ingest.start();
+  for (AckToken t = 1; t <= 6; ++t) ingest.offer("telemetry/VIN1/v/Soc", "1", t, 100);
+  ASSERT_TRUE(eventually([&] { return ingest.stats().paused.load(); }));
+  writer.set_blocked(false);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 6; }));  // nothing dropped
+  ASSERT_TRUE(eventually([&] { return !ingest.stats().paused.load(); }));
+  std::lock_guard lock(acks.mutex);
+  EXPECT_EQ(acks.pauses, (std::vector<bool>{true, false}));
+}
+
+TEST(Ingest, StopWithFailingDatabaseLeavesMessagesUnacknowledged) {
+  RecordingWriter writer;
+  writer.set_failing(true);
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 2, .batch_window = 1h, .retry_initial = 1ms}, writer,
+                hooks(acks));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/v/Soc", "1", 1, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "2", 2, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "3", 3, 100);
+  ingest.stop(200ms);
+  EXPECT_EQ(acks.count(), 0u);
+}
+
+TEST(Ingest, StopFlushesTheOpenBatch) {
+  RecordingWriter writer;
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 100, .batch_window = 1h}, writer, hooks(acks));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/v/Soc", "1", 1, 100);
+  ingest.stop();
+  EXPECT_EQ(acks.count(), 1u);
+}
+
+}  // namespace
+}  // namespace ts::ingest
