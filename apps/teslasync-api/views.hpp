@@ -1,0 +1,35 @@
+#pragma once
+/// JSON shapes of the REST API and the SSE events (documented in docs/teslasync-api.md).
+/// Pure functions; any thread.
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "signal/records.hpp"
+#include "signal/signal.hpp"
+#include "state/store.hpp"
+
+namespace ts::api {
+
+/// Appends `s` as a JSON string.
+void append_json_string(std::string& out, std::string_view s);
+
+/// {"name":…,"kind":…,"value":…,"ts":…,"received_at":…,"source":…} (+ "vin" when `with_vin`).
+void append_signal(std::string& out, const signal::Signal& s, bool with_vin);
+
+/// SSE `signal_change` data: one signal of one vehicle changed.
+std::string signal_change_json(const signal::Signal& s);
+
+/// One vehicle's latest state: {"vin":…,"signals":{"<name>":{"kind","value","ts","received_at","source"},…}}
+std::string vehicle_state_json(std::string_view vin,
+                               const std::vector<std::pair<std::string, state::Entry>>& entries);
+
+/// SSE `vehicle_update` data: the signals of one vehicle that changed since its last update.
+std::string vehicle_update_json(std::string_view vin, const std::vector<signal::Signal>& changed);
+
+std::string alert_json(const signal::Alert& a);
+std::string connectivity_json(const signal::ConnectivityEvent& c);
+std::string vehicle_error_json(const signal::VehicleError& e);
+
+}  // namespace ts::api
