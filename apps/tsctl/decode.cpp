@@ -88,7 +88,12 @@ int run_decode(const DecodeOptions& opt) {
     std::cerr << "skipped " << batch.datums_without_value << " datum(s) without a value\n";
   }
   std::vector<std::string> lines;
-  for (const auto& m : batch.messages) lines.push_back(m.topic + "\t" + m.payload);
+  for (const auto& m : batch.messages) {
+    std::string line(m.topic);
+    line += '\t';
+    line += m.payload;
+    lines.push_back(std::move(line));
+  }
   std::sort(lines.begin(), lines.end());
   for (const auto& l : lines) std::cout << l << "\n";
   return 0;

@@ -15,7 +15,7 @@ namespace vc = wire::vehicle_connectivity;
 
 std::vector<std::string> lines(const MqttBatch& b) {
   std::vector<std::string> out;
-  for (const auto& m : b.messages) out.push_back(m.topic + "\t" + m.payload);
+  for (const auto& m : b.messages) out.push_back(std::string(m.topic) + "\t" + std::string(m.payload));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -180,6 +180,33 @@ TEST(MqttFormat, ErrorsAndConnectivity) {
                 "t/V/connectivity\t{\"ConnectionId\":\"abc\",\"CreatedAt\":\"1970-01-01T00:00:00Z\",\"Status\":\"7\"}"}));
 }
 
+// The messages are views into the batch's one text buffer: copies and moves must re-point them.
+TEST(MqttFormat, BatchCopiesAndMovesKeepTheirViews) {
+  for (const std::string base : {"t", "a/much/longer/topic/base/than/sixteen/bytes"}) {
+    vd::Payload p;
+    auto* d = p.add_data();
+    d->set_key(vd::Odometer);
+    d->mutable_value()->set_int_value(1);
+    const auto want = std::vector<std::string>{base + "/V/v/Odometer\t1"};
+    auto batch = format_mqtt(v_record(p, "V"), base);
+    ASSERT_EQ(lines(batch), want);
+    MqttBatch copy(batch);
+    MqttBatch moved(std::move(batch));
+    batch = MqttBatch{};  // the moved-from batch is reused: nothing may point into it
+    EXPECT_EQ(lines(copy), want);
+    EXPECT_EQ(lines(moved), want);
+    MqttBatch assigned;
+    assigned = copy;
+    copy = MqttBatch{};
+    EXPECT_EQ(lines(assigned), want);
+    MqttBatch move_assigned;
+    move_assigned = std::move(assigned);
+    assigned = MqttBatch{};
+    EXPECT_EQ(lines(move_assigned), want);
+    EXPECT_EQ(move_assigned.text_size(), want[0].size() - 1);  // without the tab
+  }
+}
+
 TEST(MqttFormat, OpaqueRecordTypesAreNotPublished) {
   Record r;
   r.tx_type = "D4";
@@ -201,8 +228,8 @@ TEST(MqttFormat, ManyDatumsKeepOnlyTheLastValueOfEachKey) {
   auto batch = format_mqtt(v_record(p, "V"), "t");
   ASSERT_EQ(batch.messages.size(), 997u);
   for (const auto& m : batch.messages) {
-    const int key = std::stoi(m.topic.substr(m.topic.rfind('/') + 1));
-    const int value = std::stoi(m.payload);
+    const int key = std::stoi(std::string(m.topic.substr(m.topic.rfind('/') + 1)));
+    const int value = std::stoi(std::string(m.payload));
     EXPECT_EQ(value % 997, key - 1000);
     EXPECT_GE(value, 50'000 - 997);  // the last datum of that key
   }
