@@ -134,7 +134,7 @@ void BM_ProtojsonEncode(benchmark::State& state) {
     state.SkipWithError("the workload frame was not accepted");
     return;
   }
-  const auto& message = std::get<vd::Payload>(outcome.record.message);
+  const auto& message = *outcome.record.message.get_if<vd::Payload>();
   std::string out;
   for (auto _ : state) {
     out.clear();

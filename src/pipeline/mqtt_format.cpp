@@ -500,22 +500,17 @@ bool append_mqtt_value(std::string& out, const vd::Value& v) {
 
 MqttBatch format_mqtt(const Record& r, const MqttFormatOptions& options) {
   MqttBatch batch;
-  std::visit(
-      [&](const auto& msg) {
-        using T = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<T, vd::Payload>) {
-          format_vehicle_data(batch, r, msg, options);
-        } else if constexpr (std::is_same_v<T, va::VehicleAlerts>) {
-          format_alerts(batch, r, msg, options);
-        } else if constexpr (std::is_same_v<T, ve::VehicleErrors>) {
-          format_errors(batch, r, msg, options);
-        } else if constexpr (std::is_same_v<T, vc::VehicleConnectivity>) {
-          format_connectivity(batch, r, msg, options);
-        } else {
-          batch.error = MqttFormatError::UnsupportedType;
-        }
-      },
-      r.message);
+  if (const auto* p = r.message.get_if<vd::Payload>()) {
+    format_vehicle_data(batch, r, *p, options);
+  } else if (const auto* a = r.message.get_if<va::VehicleAlerts>()) {
+    format_alerts(batch, r, *a, options);
+  } else if (const auto* e = r.message.get_if<ve::VehicleErrors>()) {
+    format_errors(batch, r, *e, options);
+  } else if (const auto* c = r.message.get_if<vc::VehicleConnectivity>()) {
+    format_connectivity(batch, r, *c, options);
+  } else {
+    batch.error = MqttFormatError::UnsupportedType;
+  }
   return batch;
 }
 
