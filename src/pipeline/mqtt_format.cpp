@@ -195,6 +195,21 @@ void append_topic_prefix(std::string& out, std::string_view base, std::string_vi
   out.append(kind);
 }
 
+// The end of an event-time envelope: `,"ts":"<time>"}` (see MqttFormatOptions).
+std::string event_time_suffix(const Record& r, const vd::Payload& p) {
+  std::string out = ",\"ts\":";
+  if (p.has_created_at()) {
+    json::append_rfc3339(out, p.created_at().seconds(), p.created_at().nanos(), /*fraction=*/true);
+  } else {
+    const std::int64_t ms = r.received_at_ms;
+    const std::int64_t seconds = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);  // floor
+    const auto millis = static_cast<std::int32_t>(ms - seconds * 1000);
+    json::append_rfc3339(out, seconds, millis * 1'000'000, /*fraction=*/true);
+  }
+  out += '}';
+  return out;
+}
+
 void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p,
                          const MqttFormatOptions& options) {
   // One publish per distinct key; a later datum with the same key replaces an earlier one.
@@ -217,7 +232,10 @@ void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p
   const std::span<const KeyIndex> chosen(first_kept, all.end());
 
   const std::size_t prefix_size = options.topic_base.size() + r.vin.size() + 4;  // "/<vin>/v/"
-  MqttBatchWriter w(batch, chosen.size() * (prefix_size + 48), chosen.size());
+  const std::string envelope_end =
+      options.event_time_envelope ? event_time_suffix(r, p) : std::string();
+  MqttBatchWriter w(batch, chosen.size() * (prefix_size + 48 + envelope_end.size() + 9),
+                    chosen.size());
   std::string& text = w.text();
   std::size_t prefix_at = std::string::npos;  // the first topic's prefix, copied for the others
   for (const auto& [key, index] : chosen) {
@@ -237,6 +255,7 @@ void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p
     }
     append_field_name(text, key);
     w.begin_payload();
+    if (options.event_time_envelope) text += "{\"value\":";
     if (!append_mqtt_value(text, datum.value())) {
       const int without_value = batch.datums_without_value;
       batch = MqttBatch{};
@@ -244,6 +263,7 @@ void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p
       batch.datums_without_value = without_value;
       return;
     }
+    if (options.event_time_envelope) text += envelope_end;
     w.end_message();
   }
 }

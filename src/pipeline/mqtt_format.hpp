@@ -53,6 +53,12 @@ class MqttBatch {
 /// How format_mqtt writes its messages.
 struct MqttFormatOptions {
   std::string_view topic_base;  ///< `mqtt.topic_base`: `<topic_base>/<VIN>/v/<Field>`
+  /// Our extension `mqtt.event_time_envelope` (docs/compatibility.md): every `v/<Field>` payload
+  /// becomes `{"value":<the reference's payload>,"ts":"<time>"}`, the time being the record's
+  /// `created_at` in RFC 3339 UTC with 0, 3, 6 or 9 fraction digits (as protojson writes it), or the
+  /// frame's receive time (`Record::received_at_ms`) when the record has no `created_at`. Alerts,
+  /// errors and connectivity messages are unchanged. Off: the reference's format, byte for byte.
+  bool event_time_envelope = false;
 };
 
 /// All messages of one record. A record either yields all its messages or, on a format error,
