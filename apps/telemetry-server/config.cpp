@@ -640,9 +640,12 @@ const std::vector<KeySpec>& key_table() {
             "mqtt.key_file", O::Extension,
             "client private key (PEM) for the broker; needs `mqtt.cert_file` and a TLS scheme",
             file),
-        key<&Config::mqtt, &MqttConfig::publish_event_envelope>(
-            "mqtt.publish_event_envelope", O::Extension,
-            "reserved for a later release; parsed, no effect yet"),
+        key<&Config::mqtt, &MqttConfig::event_time_envelope>(
+            "mqtt.event_time_envelope", O::Extension,
+            "publish each `v/<Field>` message as `{\"value\":<value>,\"ts\":\"<time>\"}`: the "
+            "reference's payload and the record's `created_at` (RFC 3339 UTC, 0/3/6/9 fraction "
+            "digits; the receive time when the record has none); alerts, errors and connectivity "
+            "are unchanged; false = the reference's format"),
         custom("kafka", O::Reference, "object: property → string, number or bool", "—",
                "librdkafka properties (spec §8.2); numbers are truncated to integers, booleans "
                "become `\"true\"`/`\"false\"`",

@@ -117,7 +117,8 @@ struct MqttConfig {
   std::string ca_file;    ///< empty = the system's default CAs
   std::string cert_file;  ///< client certificate, together with key_file
   std::string key_file;
-  bool publish_event_envelope = false;  ///< reserved for a later release; no effect yet
+  /// V field messages as {"value":<value>,"ts":"<created_at>"} (pipeline::MqttFormatOptions).
+  bool event_time_envelope = false;
 };
 
 /// Upper bound of `workers` and `--workers`.

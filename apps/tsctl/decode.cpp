@@ -1,6 +1,7 @@
 // tsctl decode: what the server does with one vehicle frame (contract in shared/DESIGN.md).
 // It calls the same pipeline::process and pipeline::format_mqtt as telemetry-server.
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -20,6 +21,7 @@ struct DecodeOptions {
   std::string vin = "5YJ3E1EA7JF000000";
   std::string client_type = "vehicle_device";
   std::vector<std::string> records = {"V", "alerts", "errors", "connectivity"};
+  bool event_time_envelope = false;
   std::string frame_path;
 };
 
@@ -51,7 +53,11 @@ int run_decode(const DecodeOptions& opt) {
                                      .network_interface = ""};
   ts::pipeline::PipelineOptions options{.configured_record_types = opt.records,
                                         .transmit_decoded_records = opt.format == "json"};
-  auto outcome = ts::pipeline::process(frame, socket, options, 0);
+  // Received now: the event-time envelope falls back to this for records without created_at.
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto outcome = ts::pipeline::process(frame, socket, options, now_ms);
 
   if (opt.format == "ack") {
     for (const auto& reply : ts::pipeline::immediate_replies(outcome, false))
@@ -80,7 +86,9 @@ int run_decode(const DecodeOptions& opt) {
               << outcome.record.tx_type << "'\n";
     return 0;
   }
-  auto batch = ts::pipeline::format_mqtt(outcome.record, opt.topic_base);
+  auto batch = ts::pipeline::format_mqtt(
+      outcome.record,
+      {.topic_base = opt.topic_base, .event_time_envelope = opt.event_time_envelope});
   if (batch.error == ts::pipeline::MqttFormatError::NonFiniteNumber) {
     std::cerr << "acknowledged, nothing published: a NaN or infinite value cannot be encoded\n";
   }
@@ -88,7 +96,12 @@ int run_decode(const DecodeOptions& opt) {
     std::cerr << "skipped " << batch.datums_without_value << " datum(s) without a value\n";
   }
   std::vector<std::string> lines;
-  for (const auto& m : batch.messages) lines.push_back(m.topic + "\t" + m.payload);
+  for (const auto& m : batch.messages) {
+    std::string line(m.topic);
+    line += '\t';
+    line += m.payload;
+    lines.push_back(std::move(line));
+  }
   std::sort(lines.begin(), lines.end());
   for (const auto& l : lines) std::cout << l << "\n";
   return 0;
@@ -112,6 +125,9 @@ void register_decode(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--records", opt->records, "record types with a dispatch rule")
       ->capture_default_str();
+  cmd->add_flag("--event-time-envelope", opt->event_time_envelope,
+                "as with mqtt.event_time_envelope: V messages as {\"value\":...,\"ts\":...}, ts "
+                "= the record's created_at (or now, when it has none)");
   cmd->add_option("frame", opt->frame_path, "file holding one binary WebSocket message")
       ->required();
   cmd->callback([opt] { exit_code() = run_decode(*opt); });

@@ -21,6 +21,10 @@ void append_string(std::string& out, std::string_view s, Escaping escaping);
 /// encoding/json cannot encode (out is left unchanged).
 bool append_float(std::string& out, double value, int bits);
 
+/// append_float without its fast path for short float64 decimals (std::to_chars digits only), so
+/// tests can check that both give the same text.
+bool append_float_general_for_test(std::string& out, double value, int bits);
+
 /// Appends a signed decimal integer.
 void append_int(std::string& out, std::int64_t value);
 

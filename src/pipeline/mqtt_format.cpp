@@ -2,13 +2,93 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstdio>
+#include <span>
 #include <utility>
 
 #include "pipeline/field_names.hpp"
 #include "pipeline/json_writer.hpp"
 
 namespace ts::pipeline {
+
+// Lays out a batch's messages back to back in its text: begin_topic(), append the topic,
+// begin_payload(), append the payload, end_message(). The views are made at end_message() and
+// re-pointed whenever the text has moved.
+class MqttBatchWriter {
+ public:
+  MqttBatchWriter(MqttBatch& batch, std::size_t text_bytes, std::size_t messages) : batch_(batch) {
+    batch_.text_.reserve(text_bytes);
+    batch_.messages.reserve(messages);
+    base_ = batch_.text_.data();
+  }
+
+  std::string& text() { return batch_.text_; }
+  void begin_topic() { topic_at_ = batch_.text_.size(); }
+  void begin_payload() { payload_at_ = batch_.text_.size(); }
+
+  void end_message() {
+    const char* base = batch_.text_.data();
+    if (base != base_) {
+      batch_.rebase(base_);
+      base_ = base;
+    }
+    batch_.messages.push_back({{base + topic_at_, payload_at_ - topic_at_},
+                               {base + payload_at_, batch_.text_.size() - payload_at_}});
+  }
+
+ private:
+  MqttBatch& batch_;
+  const char* base_ = nullptr;  // text_.data() when the views were last made
+  std::size_t topic_at_ = 0;
+  std::size_t payload_at_ = 0;
+};
+
+void MqttBatch::rebase(const char* old_base) {
+  // Offsets are taken as integers: the old buffer may already be freed.
+  const auto old = reinterpret_cast<std::uintptr_t>(old_base);
+  auto moved = [&](std::string_view v) {
+    return std::string_view(text_.data() + (reinterpret_cast<std::uintptr_t>(v.data()) - old),
+                            v.size());
+  };
+  for (auto& m : messages) m = {moved(m.topic), moved(m.payload)};
+}
+
+MqttBatch::MqttBatch(const MqttBatch& other)
+    : messages(other.messages),
+      error(other.error),
+      datums_without_value(other.datums_without_value),
+      text_(other.text_) {
+  rebase(other.text_.data());
+}
+
+MqttBatch::MqttBatch(MqttBatch&& other) noexcept
+    : messages(std::move(other.messages)),
+      error(other.error),
+      datums_without_value(other.datums_without_value) {
+  const char* old = other.text_.data();
+  text_ = std::move(other.text_);
+  if (text_.data() != old) rebase(old);  // a short text was copied, not handed over
+  other.messages.clear();
+}
+
+MqttBatch& MqttBatch::operator=(const MqttBatch& other) {
+  if (this != &other) *this = MqttBatch(other);
+  return *this;
+}
+
+MqttBatch& MqttBatch::operator=(MqttBatch&& other) noexcept {
+  if (this == &other) return *this;
+  messages = std::move(other.messages);
+  error = other.error;
+  datums_without_value = other.datums_without_value;
+  const char* old = other.text_.data();
+  text_ = std::move(other.text_);
+  if (text_.data() != old) rebase(old);
+  other.messages.clear();
+  return *this;
+}
+
 namespace {
 
 namespace vd = wire::vehicle_data;
@@ -33,11 +113,53 @@ constexpr std::array<EnumPath, 55> make_enum_paths() {
 }
 constexpr auto kEnumPaths = make_enum_paths();
 
+// What the enum members of Value need, found once from the descriptors: the field (to read the
+// number through reflection) and the value names by number. Descriptor strings live as long as the
+// program.
+struct EnumMember {
+  const google::protobuf::FieldDescriptor* field = nullptr;
+  std::vector<std::string_view> names;  // by number; "" = no such value
+};
+
+const std::array<EnumMember, kEnumPaths.size()>& enum_members() {
+  static const auto table = [] {
+    std::array<EnumMember, kEnumPaths.size()> t;
+    for (std::size_t member = 0; member < t.size(); ++member) {
+      if (kEnumPaths[member] == EnumPath::None) continue;
+      const auto* fd = vd::Value::descriptor()->FindFieldByNumber(static_cast<int>(member));
+      if (fd == nullptr || fd->enum_type() == nullptr) continue;
+      t[member].field = fd;
+      const auto* e = fd->enum_type();
+      int max = 0;
+      for (int i = 0; i < e->value_count(); ++i) max = std::max(max, e->value(i)->number());
+      t[member].names.resize(static_cast<std::size_t>(max) + 1);
+      for (int i = 0; i < e->value_count(); ++i) {
+        const auto* v = e->value(i);
+        if (v->number() >= 0) t[member].names[static_cast<std::size_t>(v->number())] = v->name();
+      }
+    }
+    return t;
+  }();
+  return table;
+}
+
 void append_enum(std::string& out, const vd::Value& value, int member, EnumPath path) {
-  const auto* fd = vd::Value::descriptor()->FindFieldByNumber(member);
-  const int number = vd::Value::GetReflection()->GetEnumValue(value, fd);
-  if (const auto* ev = fd->enum_type()->FindValueByNumber(number)) {
-    json::append_string(out, ev->name(), Escaping::Go);
+  const EnumMember& e = enum_members()[static_cast<std::size_t>(member)];
+  if (e.field == nullptr) {  // not in this build's schema: cannot happen for a parsed Value
+    out += "{}";
+    return;
+  }
+  const int number = vd::Value::GetReflection()->GetEnumValue(value, e.field);
+  std::string_view name;
+  if (number >= 0 && static_cast<std::size_t>(number) < e.names.size()) {
+    name = e.names[static_cast<std::size_t>(number)];
+  } else if (number < 0) {
+    if (const auto* ev = e.field->enum_type()->FindValueByNumber(number)) name = ev->name();
+  }
+  if (!name.empty()) {
+    out += '"';
+    out.append(name);  // an identifier: nothing to escape
+    out += '"';
   } else if (path == EnumPath::Switch) {
     out += '"';
     json::append_int(out, number);
@@ -64,30 +186,58 @@ void append_rfc3339(std::string& out, const google::protobuf::Timestamp& ts) {
   json::append_rfc3339(out, ts.seconds(), ts.nanos(), /*fraction=*/false);
 }
 
-std::string topic_prefix(std::string_view base, std::string_view vin) {
-  std::string t;
-  t.reserve(base.size() + vin.size() + 16);
-  t.append(base);
-  t += '/';
-  t.append(vin);
-  t += '/';
-  return t;
+void append_topic_prefix(std::string& out, std::string_view base, std::string_view vin,
+                         std::string_view kind) {
+  out.append(base);
+  out += '/';
+  out.append(vin);
+  out += '/';
+  out.append(kind);
 }
 
-MqttBatch format_vehicle_data(const Record& r, const vd::Payload& p, std::string_view base) {
-  MqttBatch batch;
+// The end of an event-time envelope: `,"ts":"<time>"}` (see MqttFormatOptions).
+std::string event_time_suffix(const Record& r, const vd::Payload& p) {
+  std::string out = ",\"ts\":";
+  if (p.has_created_at()) {
+    json::append_rfc3339(out, p.created_at().seconds(), p.created_at().nanos(), /*fraction=*/true);
+  } else {
+    const std::int64_t ms = r.received_at_ms;
+    const std::int64_t seconds = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);  // floor
+    const auto millis = static_cast<std::int32_t>(ms - seconds * 1000);
+    json::append_rfc3339(out, seconds, millis * 1'000'000, /*fraction=*/true);
+  }
+  out += '}';
+  return out;
+}
+
+void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p,
+                         const MqttFormatOptions& options) {
   // One publish per distinct key; a later datum with the same key replaces an earlier one.
   // Sorting (key, index) keeps this O(n log n): a frame of 100,000 distinct keys must not stall
-  // a shard (a linear search per datum did, for seconds).
-  std::vector<std::pair<int, int>> chosen;  // (key, index of the last datum with that key)
-  chosen.reserve(static_cast<size_t>(p.data_size()));
-  for (int i = 0; i < p.data_size(); ++i) chosen.emplace_back(p.data(i).key(), i);
-  std::sort(chosen.begin(), chosen.end());  // by key, then index: the last of a run wins
-  auto last = std::unique(chosen.rbegin(), chosen.rend(),
-                          [](const auto& a, const auto& b) { return a.first == b.first; });
-  chosen.erase(chosen.begin(), last.base());
-  const std::string prefix = topic_prefix(base, r.vin) + "v/";
-  batch.messages.reserve(chosen.size());
+  // a shard (a linear search per datum did, for seconds). Typical frames sort on the stack.
+  using KeyIndex = std::pair<int, int>;  // (key, index of the datum)
+  const auto n = static_cast<std::size_t>(p.data_size());
+  std::array<KeyIndex, 64> small;
+  std::vector<KeyIndex> large;
+  std::span<KeyIndex> all(small.data(), std::min(n, small.size()));
+  if (n > small.size()) {
+    large.resize(n);
+    all = large;
+  }
+  for (int i = 0; i < p.data_size(); ++i) all[static_cast<std::size_t>(i)] = {p.data(i).key(), i};
+  std::sort(all.begin(), all.end());  // by key, then index: the last of a run wins
+  const auto first_kept = std::unique(all.rbegin(), all.rend(), [](const auto& a, const auto& b) {
+                            return a.first == b.first;
+                          }).base();
+  const std::span<const KeyIndex> chosen(first_kept, all.end());
+
+  const std::size_t prefix_size = options.topic_base.size() + r.vin.size() + 4;  // "/<vin>/v/"
+  const std::string envelope_end =
+      options.event_time_envelope ? event_time_suffix(r, p) : std::string();
+  MqttBatchWriter w(batch, chosen.size() * (prefix_size + 48 + envelope_end.size() + 9),
+                    chosen.size());
+  std::string& text = w.text();
+  std::size_t prefix_at = std::string::npos;  // the first topic's prefix, copied for the others
   for (const auto& [key, index] : chosen) {
     const auto& datum = p.data(index);
     if (!datum.has_value()) {
@@ -96,16 +246,26 @@ MqttBatch format_vehicle_data(const Record& r, const vd::Payload& p, std::string
       ++batch.datums_without_value;
       continue;
     }
-    MqttMessage m;
-    m.topic.reserve(prefix.size() + 32);
-    m.topic = prefix;
-    append_field_name(m.topic, key);
-    if (!append_mqtt_value(m.payload, datum.value())) {
-      return MqttBatch{{}, MqttFormatError::NonFiniteNumber, batch.datums_without_value};
+    w.begin_topic();
+    if (prefix_at == std::string::npos) {
+      prefix_at = text.size();
+      append_topic_prefix(text, options.topic_base, r.vin, "v/");
+    } else {
+      text.append(text, prefix_at, prefix_size);
     }
-    batch.messages.push_back(std::move(m));
+    append_field_name(text, key);
+    w.begin_payload();
+    if (options.event_time_envelope) text += "{\"value\":";
+    if (!append_mqtt_value(text, datum.value())) {
+      const int without_value = batch.datums_without_value;
+      batch = MqttBatch{};
+      batch.error = MqttFormatError::NonFiniteNumber;
+      batch.datums_without_value = without_value;
+      return;
+    }
+    if (options.event_time_envelope) text += envelope_end;
+    w.end_message();
   }
-  return batch;
 }
 
 void append_alert(std::string& out, const va::VehicleAlert& a) {
@@ -142,9 +302,8 @@ bool later(const google::protobuf::Timestamp& a, const google::protobuf::Timesta
   return a.seconds() != b.seconds() ? a.seconds() > b.seconds() : a.nanos() > b.nanos();
 }
 
-MqttBatch format_alerts(const Record& r, const va::VehicleAlerts& alerts, std::string_view base) {
-  MqttBatch batch;
-  const std::string prefix = topic_prefix(base, r.vin) + "alerts/";
+void format_alerts(MqttBatch& batch, const Record& r, const va::VehicleAlerts& alerts,
+                   const MqttFormatOptions& options) {
   // Alerts grouped by name, each group in payload order (stable sort: O(n log n) for any frame).
   std::vector<std::pair<std::string_view, int>> by_name;
   by_name.reserve(static_cast<size_t>(alerts.alerts_size()));
@@ -158,82 +317,98 @@ MqttBatch format_alerts(const Record& r, const va::VehicleAlerts& alerts, std::s
     groups.emplace_back(i, j);
     i = j;
   }
+  MqttBatchWriter w(batch, 0, 2 * groups.size());
+  std::string& text = w.text();
+  auto begin = [&](std::string_view name, std::string_view leaf) {
+    w.begin_topic();
+    append_topic_prefix(text, options.topic_base, r.vin, "alerts/");
+    text.append(name);
+    text.append(leaf);
+    w.begin_payload();
+  };
   // spec §8.8: all `current` publishes first, then all `history`.
-  for (const auto& [begin, end] : groups) {
+  for (const auto& [first, end] : groups) {
     const va::VehicleAlert* current = nullptr;  // greatest started_at; ties: the first
-    for (size_t k = begin; k < end; ++k) {
+    for (size_t k = first; k < end; ++k) {
       const auto& a = alerts.alerts(by_name[k].second);
       if (!a.has_started_at()) continue;
       if (current == nullptr || later(a.started_at(), current->started_at())) current = &a;
     }
     if (current == nullptr) continue;
-    MqttMessage m{prefix + std::string(by_name[begin].first) + "/current", {}};
-    append_alert(m.payload, *current);
-    batch.messages.push_back(std::move(m));
+    begin(by_name[first].first, "/current");
+    append_alert(text, *current);
+    w.end_message();
   }
-  for (const auto& [begin, end] : groups) {
-    MqttMessage m{prefix + std::string(by_name[begin].first) + "/history", "["};
-    for (size_t k = begin; k < end; ++k) {
-      if (k != begin) m.payload += ',';
-      append_alert(m.payload, alerts.alerts(by_name[k].second));
+  for (const auto& [first, end] : groups) {
+    begin(by_name[first].first, "/history");
+    text += '[';
+    for (size_t k = first; k < end; ++k) {
+      if (k != first) text += ',';
+      append_alert(text, alerts.alerts(by_name[k].second));
     }
-    m.payload += ']';
-    batch.messages.push_back(std::move(m));
+    text += ']';
+    w.end_message();
   }
-  return batch;
 }
 
-MqttBatch format_errors(const Record& r, const ve::VehicleErrors& errors, std::string_view base) {
-  MqttBatch batch;
-  const std::string prefix = topic_prefix(base, r.vin) + "errors/";
+void format_errors(MqttBatch& batch, const Record& r, const ve::VehicleErrors& errors,
+                   const MqttFormatOptions& options) {
+  MqttBatchWriter w(batch, 0, static_cast<std::size_t>(errors.errors_size()));
+  std::string& text = w.text();
   for (const auto& e : errors.errors()) {
-    MqttMessage m{prefix + e.name(), "{"};
-    append_key(m.payload, "Body");
-    json::append_string(m.payload, e.body(), Escaping::Go);
+    w.begin_topic();
+    append_topic_prefix(text, options.topic_base, r.vin, "errors/");
+    text.append(e.name());
+    w.begin_payload();
+    text += '{';
+    append_key(text, "Body");
+    json::append_string(text, e.body(), Escaping::Go);
     if (e.has_created_at()) {
-      m.payload += ",\"CreatedAt\":";
-      append_rfc3339(m.payload, e.created_at());
+      text += ",\"CreatedAt\":";
+      append_rfc3339(text, e.created_at());
     }
-    m.payload += ",\"Tags\":";
+    text += ",\"Tags\":";
     if (e.tags().empty()) {
-      m.payload += "null";
+      text += "null";
     } else {
       std::vector<std::pair<std::string_view, std::string_view>> tags(e.tags().begin(),
                                                                       e.tags().end());
       std::sort(tags.begin(), tags.end());
-      m.payload += '{';
+      text += '{';
       for (size_t i = 0; i < tags.size(); ++i) {
-        if (i) m.payload += ',';
-        append_key(m.payload, tags[i].first);
-        json::append_string(m.payload, tags[i].second, Escaping::Go);
+        if (i) text += ',';
+        append_key(text, tags[i].first);
+        json::append_string(text, tags[i].second, Escaping::Go);
       }
-      m.payload += '}';
+      text += '}';
     }
-    m.payload += '}';
-    batch.messages.push_back(std::move(m));
+    text += '}';
+    w.end_message();
   }
-  return batch;
 }
 
-MqttBatch format_connectivity(const Record& r, const vc::VehicleConnectivity& c,
-                              std::string_view base) {
-  MqttBatch batch;
-  MqttMessage m{topic_prefix(base, r.vin) + "connectivity", "{"};
-  append_key(m.payload, "ConnectionId");
-  json::append_string(m.payload, c.connection_id(), Escaping::Go);
-  m.payload += ",\"CreatedAt\":";
-  append_rfc3339(m.payload, c.created_at());  // unset reads as the epoch: 1970-01-01T00:00:00Z
-  m.payload += ",\"Status\":";
+void format_connectivity(MqttBatch& batch, const Record& r, const vc::VehicleConnectivity& c,
+                         const MqttFormatOptions& options) {
+  MqttBatchWriter w(batch, 0, 1);
+  std::string& text = w.text();
+  w.begin_topic();
+  append_topic_prefix(text, options.topic_base, r.vin, "connectivity");
+  w.begin_payload();
+  text += '{';
+  append_key(text, "ConnectionId");
+  json::append_string(text, c.connection_id(), Escaping::Go);
+  text += ",\"CreatedAt\":";
+  append_rfc3339(text, c.created_at());  // unset reads as the epoch: 1970-01-01T00:00:00Z
+  text += ",\"Status\":";
   if (const auto* ev = vc::ConnectivityEvent_descriptor()->FindValueByNumber(c.status())) {
-    json::append_string(m.payload, ev->name(), Escaping::Go);
+    json::append_string(text, ev->name(), Escaping::Go);
   } else {
-    m.payload += '"';
-    json::append_int(m.payload, c.status());
-    m.payload += '"';
+    text += '"';
+    json::append_int(text, c.status());
+    text += '"';
   }
-  m.payload += '}';
-  batch.messages.push_back(std::move(m));
-  return batch;
+  text += '}';
+  w.end_message();
 }
 
 }  // namespace
@@ -264,13 +439,17 @@ bool append_mqtt_value(std::string& out, const vd::Value& v) {
       out += "null";
       return true;
     case vd::Value::kLocationValue: {
-      std::string tmp = "{\"latitude\":";
-      if (!json::append_float(tmp, v.location_value().latitude(), 64)) return false;
-      tmp += ",\"longitude\":";
-      if (!json::append_float(tmp, v.location_value().longitude(), 64)) return false;
-      tmp += '}';
-      out += tmp;
-      return true;
+      const std::size_t mark = out.size();
+      out += "{\"latitude\":";
+      if (json::append_float(out, v.location_value().latitude(), 64)) {
+        out += ",\"longitude\":";
+        if (json::append_float(out, v.location_value().longitude(), 64)) {
+          out += '}';
+          return true;
+        }
+      }
+      out.resize(mark);
+      return false;
     }
     case vd::Value::kDoorValue: {
       const auto& d = v.door_value();
@@ -339,23 +518,24 @@ bool append_mqtt_value(std::string& out, const vd::Value& v) {
   return true;
 }
 
+MqttBatch format_mqtt(const Record& r, const MqttFormatOptions& options) {
+  MqttBatch batch;
+  if (const auto* p = r.message.get_if<vd::Payload>()) {
+    format_vehicle_data(batch, r, *p, options);
+  } else if (const auto* a = r.message.get_if<va::VehicleAlerts>()) {
+    format_alerts(batch, r, *a, options);
+  } else if (const auto* e = r.message.get_if<ve::VehicleErrors>()) {
+    format_errors(batch, r, *e, options);
+  } else if (const auto* c = r.message.get_if<vc::VehicleConnectivity>()) {
+    format_connectivity(batch, r, *c, options);
+  } else {
+    batch.error = MqttFormatError::UnsupportedType;
+  }
+  return batch;
+}
+
 MqttBatch format_mqtt(const Record& r, std::string_view topic_base) {
-  return std::visit(
-      [&](const auto& msg) -> MqttBatch {
-        using T = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<T, vd::Payload>) {
-          return format_vehicle_data(r, msg, topic_base);
-        } else if constexpr (std::is_same_v<T, va::VehicleAlerts>) {
-          return format_alerts(r, msg, topic_base);
-        } else if constexpr (std::is_same_v<T, ve::VehicleErrors>) {
-          return format_errors(r, msg, topic_base);
-        } else if constexpr (std::is_same_v<T, vc::VehicleConnectivity>) {
-          return format_connectivity(r, msg, topic_base);
-        } else {
-          return MqttBatch{{}, MqttFormatError::UnsupportedType, 0};
-        }
-      },
-      r.message);
+  return format_mqtt(r, MqttFormatOptions{.topic_base = topic_base});
 }
 
 }  // namespace ts::pipeline

@@ -44,8 +44,11 @@ bool sender_allowed(std::string_view sender, const SocketContext& socket) {
 // spec §4 step 5 / §7.2: decode, stamp the certificate VIN, normalise.
 template <class M>
 bool decode_typed(std::string_view bytes, Record& record) {
-  M msg;
-  if (!wire::parse_record(bytes, msg)) return false;
+  M& msg = record.message.emplace<M>();  // on the record's arena
+  if (!wire::parse_record(bytes, msg)) {
+    record.message.reset();
+    return false;
+  }
   if constexpr (std::is_same_v<M, vd::Payload>) {
     transform_vehicle_data(msg, record.vin);
   } else if constexpr (std::is_same_v<M, va::VehicleAlerts>) {
@@ -53,7 +56,6 @@ bool decode_typed(std::string_view bytes, Record& record) {
   } else {
     msg.set_vin(record.vin);
   }
-  record.message = std::move(msg);
   return true;
 }
 
@@ -87,29 +89,6 @@ std::string_view to_string(BadReason reason) {
     case BadReason::JsonEncode: return "record cannot be encoded as JSON";
   }
   return "unknown";
-}
-
-const google::protobuf::Message* Record::typed() const {
-  return std::visit(
-      [](const auto& m) -> const google::protobuf::Message* {
-        if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>) {
-          return nullptr;
-        } else {
-          return &m;
-        }
-      },
-      message);
-}
-
-int Record::signals_count() const {
-  if (const auto* p = std::get_if<vd::Payload>(&message)) return p->data_size();
-  if (const auto* a = std::get_if<va::VehicleAlerts>(&message)) return a->alerts_size();
-  return 0;
-}
-
-std::string Record::encoded_payload() const {
-  if (const auto* m = typed()) return m->SerializeAsString();
-  return opaque_payload;
 }
 
 Outcome process(std::span<const std::uint8_t> frame, const SocketContext& socket,
@@ -190,14 +169,13 @@ Record make_connectivity_record(const SocketContext& socket, int status, std::in
   r.socket_id = socket.socket_id;
   r.device_client_version = socket.client_version;
   r.received_at_ms = now_ns / 1'000'000;
-  vc::VehicleConnectivity c;
+  auto& c = r.message.emplace<vc::VehicleConnectivity>();
   c.set_vin(socket.vin);
   c.set_connection_id(socket.socket_id);
   c.set_status(static_cast<vc::ConnectivityEvent>(status));
   c.mutable_created_at()->set_seconds(now_ns / 1'000'000'000);
   c.mutable_created_at()->set_nanos(static_cast<std::int32_t>(now_ns % 1'000'000'000));
   c.set_network_interface(socket.network_interface);
-  r.message = std::move(c);
   return r;
 }
 

@@ -86,7 +86,10 @@ struct VectorPki {
 
 class ServerConformance : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { start_server(false); }
+
+  // `event_time_envelope`: our mqtt.event_time_envelope extension, off in the reference setup.
+  static void start_server(bool event_time_envelope) {
     pki_ = new VectorPki();
     broker_ = new ts_support::MosquittoBroker();
     dir_ = new ts_support::TempDir("ts-server-conformance");
@@ -97,7 +100,8 @@ class ServerConformance : public ::testing::Test {
       "namespace": "tesla_telemetry", "json_log_enable": true,
       "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
       "mqtt": {"broker": "127.0.0.1:)" + std::to_string(broker_->port()) + R"(",
-               "client_id": "fleet-telemetry-conformance", "topic_base": "telemetry", "qos": 0, "retained": false},
+               "client_id": "fleet-telemetry-conformance", "topic_base": "telemetry", "qos": 0, "retained": false,
+               "event_time_envelope": )" + (event_time_envelope ? "true" : "false") + R"(},
       "monitoring": {"prometheus_metrics_port": )" + std::to_string(metrics_port_) + R"(},
       "tls": {"server_cert": ")" + pki_->server_cert + R"(", "server_key": ")" + pki_->server_key +
                                                      R"(", "ca_file": ")" + pki_->ca_bundle + R"("}
@@ -119,6 +123,10 @@ class ServerConformance : public ::testing::Test {
     delete broker_;
     delete pki_;
     delete dir_;
+    server_ = nullptr;
+    broker_ = nullptr;
+    pki_ = nullptr;
+    dir_ = nullptr;
   }
 
   static ts_support::VehicleClientOptions vehicle(int cert_case, const std::string& txid = "") {
@@ -332,6 +340,44 @@ TEST_F(ServerConformance, ReferenceMetricNamesAreExported) {
                            "unknown_message_type_error_total", "mqtt_publish_total{record_type=\"V\"}",
                            "num_connections", "rate_limit_exceeded_total", "socket_err_total"})
     EXPECT_NE(m.find(name), std::string::npos) << name;
+}
+
+// The same server with mqtt.event_time_envelope on: every v/ message is
+// {"value":<the reference's payload>,"ts":"<the record's created_at>"}; alerts, errors and
+// connectivity messages are the reference's.
+class ServerEventTimeEnvelope : public ServerConformance {
+ protected:
+  static void SetUpTestSuite() { start_server(true); }
+};
+
+TEST_F(ServerEventTimeEnvelope, FieldMessagesCarryTheRecordsCreatedAt) {
+  ts_support::MqttCollector sub(broker_->port(), "telemetry/#", 0);
+  ts_support::VehicleClient car(vehicle(0, "00000000-0000-4000-8000-000000000101"));
+  ASSERT_TRUE(sub.wait_for_count(1, 5s));
+  EXPECT_EQ(normalized(sub.lines()),
+            normalized({"telemetry/5YJ3E1EA7JF000000/connectivity\t{\"ConnectionId\":\"00000000-0000-4000-8000-000000000101\","
+                        "\"CreatedAt\":\"2026-01-01T00:00:00Z\",\"Status\":\"CONNECTED\"}"}));
+  sub.clear();
+  std::size_t wrapped = 0, unchanged = 0;
+  for (const auto& c : load_cases()) {
+    if (c.number() > 46) continue;
+    SCOPED_TRACE(c.stem() + ": " + c.description);
+    const auto ts = v_created_at(c);
+    std::vector<std::string> want;
+    for (const auto& line : expected_mqtt(c, false)) {
+      want.push_back(ts ? with_event_time_envelope(line, *ts) : line);
+      (want.back() != line ? wrapped : unchanged) += 1;
+    }
+    std::sort(want.begin(), want.end());
+    car.send_binary(frame_of(c));
+    EXPECT_EQ(hex_all(car, expected_replies(c).size(), 5s), expected_replies(c));
+    ASSERT_TRUE(sub.wait_for_count(want.size(), 5s));
+    EXPECT_EQ(normalized(sub.lines()), want);
+    sub.clear();
+  }
+  EXPECT_GT(wrapped, 50u);   // the V cases' field messages
+  EXPECT_GT(unchanged, 5u);  // alerts and errors
+  EXPECT_EQ(sub.size(), 0u);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <sstream>
 #include <sys/wait.h>
 
 #include "vectors.hpp"
@@ -88,6 +89,25 @@ TEST_P(VectorTest, MqttMessagesAreIdentical) {
     return;
   }
   EXPECT_EQ(r.out, expected_mqtt(c)) << c.description;
+}
+
+// mqtt.event_time_envelope through tsctl: V messages wrapped with the record's created_at, every
+// other message (and every error reply) as without the option.
+TEST_P(VectorTest, EventTimeEnvelopeWrapsOnlyFieldMessages) {
+  const auto& c = GetParam();
+  const auto plain = run(tsctl_decode(c, "mqtt"));
+  const auto wrapped = run(tsctl_decode(c, "mqtt") + " --event-time-envelope");
+  EXPECT_EQ(wrapped.exit_code, plain.exit_code);
+  const auto ts = v_created_at(c);
+  std::string want;
+  std::istringstream lines(plain.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("/v/") != std::string::npos) {
+      ASSERT_TRUE(ts) << "a v/ message from a frame without a V created_at";
+    }
+    want += (ts ? with_event_time_envelope(line, *ts) : line) + "\n";
+  }
+  EXPECT_EQ(wrapped.out, want) << c.description;
 }
 
 std::string case_name(const ::testing::TestParamInfo<VectorCase>& info) {

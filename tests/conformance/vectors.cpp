@@ -1,7 +1,12 @@
 #include "vectors.hpp"
 
+#include <ctime>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
+
+#include "wire/envelope.hpp"
+#include "wire/payload.hpp"
 
 namespace ts::conformance {
 
@@ -59,6 +64,34 @@ std::string to_hex(const std::string& bytes) {
     s += kDigits[b & 15];
   }
   return s;
+}
+
+std::optional<std::string> v_created_at(const VectorCase& c) {
+  const auto bytes = read_file(vectors_dir() + "/" + c.stem() + ".in.bin");
+  if (!bytes) return std::nullopt;
+  const auto env = wire::decode_envelope(
+      std::span(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()));
+  if (!env || !env->stream || env->topic != "V") return std::nullopt;
+  wire::vehicle_data::Payload p;
+  if (!p.ParseFromArray(env->stream->payload.data(), static_cast<int>(env->stream->payload.size())) ||
+      !p.has_created_at())
+    return std::nullopt;
+  if (p.created_at().nanos() != 0) throw std::runtime_error(c.stem() + ": created_at has a fraction");
+  const std::time_t seconds = p.created_at().seconds();
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return std::string(text);
+}
+
+std::string with_event_time_envelope(const std::string& line, const std::string& ts) {
+  // Topics are telemetry/<VIN>/<kind>/...: only kind "v" gets the envelope.
+  const auto tab = line.find('\t');
+  const auto vin_end = line.find('/', line.find('/') + 1);
+  if (tab == std::string::npos || vin_end == std::string::npos || line.compare(vin_end, 3, "/v/") != 0)
+    return line;
+  return line.substr(0, tab + 1) + "{\"value\":" + line.substr(tab + 1) + ",\"ts\":\"" + ts + "\"}";
 }
 
 }  // namespace ts::conformance

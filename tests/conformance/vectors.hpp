@@ -40,4 +40,13 @@ bool session_level(const VectorCase& c);
 
 std::string to_hex(const std::string& bytes);
 
+/// mqtt.event_time_envelope (docs/compatibility.md): the `created_at` of a case's V record as
+/// RFC 3339 UTC ("2023-11-14T22:13:20Z", whole seconds: every vector has nanos 0); nullopt when the
+/// frame is not a V record or its record has no created_at. Decoded here, apart from the pipeline.
+std::optional<std::string> v_created_at(const VectorCase& c);
+
+/// A reference line `topic<TAB>payload` as published with the event-time envelope: `v/` payloads
+/// become `{"value":<payload>,"ts":"<ts>"}`, other lines stay as they are.
+std::string with_event_time_envelope(const std::string& line, const std::string& ts);
+
 }  // namespace ts::conformance

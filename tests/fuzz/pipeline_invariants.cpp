@@ -54,7 +54,7 @@ bool is_json_object(std::string_view text) {
   return !ec && value.is_object();
 }
 
-// The variant alternative each record type must carry (record.hpp).
+// The Message index each record type must carry (record.hpp).
 std::size_t expected_alternative(wire::RecordType type) {
   switch (type) {
     case wire::RecordType::V:
@@ -132,20 +132,20 @@ void check_record(const Outcome& o, std::string_view stream_payload, bool transm
   TS_FUZZ_CHECK(r.message.index() == expected_alternative(r.type));
 
   const std::string encoded = r.encoded_payload();
-  if (const auto* p = std::get_if<vd::Payload>(&r.message)) {
+  if (const auto* p = r.message.get_if<vd::Payload>()) {
     TS_FUZZ_CHECK(p->vin() == kVin);
     TS_FUZZ_CHECK(r.signals_count() == p->data_size());
     check_vehicle_data_transforms(*p);
     check_reencodes<vd::Payload>(encoded);
-  } else if (const auto* a = std::get_if<va::VehicleAlerts>(&r.message)) {
+  } else if (const auto* a = r.message.get_if<va::VehicleAlerts>()) {
     TS_FUZZ_CHECK(a->vin() == kVin);
     TS_FUZZ_CHECK(r.signals_count() == a->alerts_size());
     check_alert_transforms(stream_payload, *a);
     check_reencodes<va::VehicleAlerts>(encoded);
-  } else if (const auto* e = std::get_if<ve::VehicleErrors>(&r.message)) {
+  } else if (const auto* e = r.message.get_if<ve::VehicleErrors>()) {
     TS_FUZZ_CHECK(e->vin() == kVin);
     check_reencodes<ve::VehicleErrors>(encoded);
-  } else if (const auto* c = std::get_if<vc::VehicleConnectivity>(&r.message)) {
+  } else if (const auto* c = r.message.get_if<vc::VehicleConnectivity>()) {
     TS_FUZZ_CHECK(c->vin() == kVin);
     check_reencodes<vc::VehicleConnectivity>(encoded);
   } else {
@@ -271,7 +271,7 @@ void check_mqtt(const Record& r) {
     TS_FUZZ_CHECK(is_json(m.payload));
   }
   const auto& msgs = batch.messages;
-  if (const auto* p = std::get_if<vd::Payload>(&r.message)) {
+  if (const auto* p = r.message.get_if<vd::Payload>()) {
     // One publish per distinct key; datums without a value are skipped and counted.
     TS_FUZZ_CHECK(msgs.size() + static_cast<std::size_t>(batch.datums_without_value) ==
                   distinct_keys(*p));
@@ -282,7 +282,7 @@ void check_mqtt(const Record& r) {
     }
     std::sort(topics.begin(), topics.end());
     TS_FUZZ_CHECK(std::adjacent_find(topics.begin(), topics.end()) == topics.end());
-  } else if (const auto* a = std::get_if<va::VehicleAlerts>(&r.message)) {
+  } else if (const auto* a = r.message.get_if<va::VehicleAlerts>()) {
     // All `current` publishes first, then one `history` per distinct name.
     const std::size_t names = distinct_names(*a);
     TS_FUZZ_CHECK(msgs.size() >= names && msgs.size() <= 2 * names);
@@ -292,7 +292,7 @@ void check_mqtt(const Record& r) {
       TS_FUZZ_CHECK(msgs[i].topic.ends_with(i < current ? "/current" : "/history"));
       TS_FUZZ_CHECK(msgs[i].payload.front() == (i < current ? '{' : '['));
     }
-  } else if (const auto* e = std::get_if<ve::VehicleErrors>(&r.message)) {
+  } else if (const auto* e = r.message.get_if<ve::VehicleErrors>()) {
     TS_FUZZ_CHECK(msgs.size() == static_cast<std::size_t>(e->errors_size()));
     for (const auto& m : msgs) TS_FUZZ_CHECK(m.topic.starts_with(prefix + "errors/"));
   } else {

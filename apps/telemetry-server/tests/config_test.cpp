@@ -158,7 +158,7 @@ TEST_F(ConfigTest, MqttDefaultsAndZeroMeansDefault) {
   EXPECT_EQ(mqtt.ca_file, "");
   EXPECT_EQ(mqtt.cert_file, "");
   EXPECT_EQ(mqtt.key_file, "");
-  EXPECT_FALSE(mqtt.publish_event_envelope);
+  EXPECT_FALSE(mqtt.event_time_envelope);
 }
 
 TEST_F(ConfigTest, MqttExplicitValues) {
@@ -166,7 +166,7 @@ TEST_F(ConfigTest, MqttExplicitValues) {
       "client_id": "ft", "username": "u", "password": "p", "topic_base": "telemetry",
       "qos": 2, "retained": true, "connect_timeout_ms": 1000, "publish_timeout_ms": 200,
       "disconnect_timeout_ms": 5, "connect_retry_interval_ms": 700, "keep_alive_seconds": 9,
-      "publish_event_envelope": true})"))
+      "event_time_envelope": true})"))
                             .config;
   const MqttConfig& mqtt = *config.mqtt;
   EXPECT_EQ(mqtt.broker.url(), "tcp://broker:2883");
@@ -181,7 +181,7 @@ TEST_F(ConfigTest, MqttExplicitValues) {
   EXPECT_EQ(mqtt.disconnect_timeout, 5ms);
   EXPECT_EQ(mqtt.connect_retry_interval, 700ms);
   EXPECT_EQ(mqtt.keep_alive, 9s);
-  EXPECT_TRUE(mqtt.publish_event_envelope);
+  EXPECT_TRUE(mqtt.event_time_envelope);
 }
 
 // The configuration the conformance vectors were recorded with
@@ -845,7 +845,7 @@ TEST(ConfigDocs, GeneratedReferenceDescribesKeys) {
             std::string::npos);
   EXPECT_NE(generated.find("| `tls.ca_file` | path | `\"\"` | reference, changed |"),
             std::string::npos);
-  EXPECT_NE(generated.find("| `mqtt.publish_event_envelope` | bool | `false` | extension |"),
+  EXPECT_NE(generated.find("| `mqtt.event_time_envelope` | bool | `false` | extension |"),
             std::string::npos);
   EXPECT_NE(generated.find("| `workers` | int 0..1024 | `0` | extension |"), std::string::npos);
   EXPECT_NE(generated.find("`SUPPRESS_TLS_HANDSHAKE_ERROR_LOGGING`"), std::string::npos);

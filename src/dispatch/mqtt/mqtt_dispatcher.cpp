@@ -100,7 +100,8 @@ struct MqttDispatcher::State {
   // for; no callback is made then.
   template <class MakeDone>
   bool issue(const pipeline::Record& record, MakeDone&& make_done, bool& ok, std::size_t& count) {
-    auto batch = pipeline::format_mqtt(record, opt.topic_base);
+    auto batch = pipeline::format_mqtt(
+        record, {.topic_base = opt.topic_base, .event_time_envelope = opt.event_time_envelope});
     const std::string& type = record.tx_type;
     if (batch.datums_without_value > 0)
       skipped_datums(type).inc(static_cast<std::uint64_t>(batch.datums_without_value));
@@ -130,9 +131,11 @@ struct MqttDispatcher::State {
     messages.reserve(count);
     std::uint64_t bytes = 0;
     const auto qos = static_cast<std::uint8_t>(opt.qos);
-    for (auto& m : batch.messages) {
+    // MqttClient::Message owns its strings, so each topic is copied into an allocation of its
+    // own here; a publish_batch that took the batch's single text buffer would avoid that.
+    for (const auto& m : batch.messages) {
       bytes += m.payload.size();
-      messages.push_back({std::move(m.topic), std::move(m.payload), qos, opt.retained});
+      messages.push_back({std::string(m.topic), std::string(m.payload), qos, opt.retained});
     }
     if (record.type != wire::RecordType::Connectivity) {  // spec §8.8 "Metrics" 4
       publish_total(type).inc(count);

@@ -93,6 +93,28 @@ TEST(MqttDispatcher, PublishesEveryDatumAndConfirms) {
   d.shutdown(250ms);
 }
 
+// mqtt.event_time_envelope: field messages wrapped; this record has no created_at, so the time is
+// the frame's receive time.
+TEST(MqttDispatcher, EventTimeEnvelopeWrapsFieldMessages) {
+  testsupport::MosquittoBroker broker;
+  testsupport::MqttCollector sub(broker.port(), "telemetry/#");
+  core::MetricsRegistry metrics;
+  auto o = options(broker.port());
+  o.event_time_envelope = true;
+  MqttDispatcher d(o, metrics);
+  d.start();
+  ASSERT_TRUE(wait_for([&] { return d.connected(); }, 10s, "dispatcher connected"));
+  auto r = v_record("VIN1", "car");
+  r.received_at_ms = 1700000000123;
+  EXPECT_TRUE(run_dispatch(d, r));
+  ASSERT_TRUE(sub.wait_for_count(2, 5s));
+  EXPECT_EQ(sub.sorted_lines(),
+            (std::vector<std::string>{
+                "telemetry/VIN1/v/Odometer\t{\"value\":1.5,\"ts\":\"2023-11-14T22:13:20.123Z\"}",
+                "telemetry/VIN1/v/VehicleName\t{\"value\":\"car\",\"ts\":\"2023-11-14T22:13:20.123Z\"}"}));
+  d.shutdown(250ms);
+}
+
 TEST(MqttDispatcher, QosOneWaitsForPuback) {
   testsupport::MosquittoBroker broker;
   testsupport::MqttCollector sub(broker.port(), "telemetry/#", 1);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 
 namespace ts::pipeline::json {
 namespace {
@@ -41,6 +42,37 @@ TEST(JsonWriter, Float64IsShortestLikeGo) {
   EXPECT_EQ(f64(1e20), "100000000000000000000");
   EXPECT_EQ(f64(123456.789e-3), "123.456789");
   EXPECT_EQ(f64(5e-324), "5e-324");
+}
+
+// The fast path for short float64 decimals must print exactly what the std::to_chars path prints.
+TEST(JsonWriter, Float64FastPathMatchesTheGeneralPath) {
+  std::mt19937_64 rng(20261124);
+  auto check = [](double v) {
+    std::string fast, general;
+    ASSERT_TRUE(append_float(fast, v, 64));
+    ASSERT_TRUE(append_float_general_for_test(general, v, 64));
+    ASSERT_EQ(fast, general) << std::hexfloat << v;
+  };
+  // Short decimals n / 10^k of every length and scale, their neighbours, and both signs.
+  for (int i = 0; i < 100'000; ++i) {
+    const int digits = 1 + static_cast<int>(rng() % 17);
+    const auto n = static_cast<double>(rng() % static_cast<std::uint64_t>(std::pow(10.0, digits)));
+    const double v = n / std::pow(10.0, static_cast<int>(rng() % 23));
+    for (double w : {v, std::nextafter(v, 0.0), std::nextafter(v, 1e300)}) {
+      check(w);
+      check(-w);
+    }
+  }
+  // Arbitrary bit patterns from 1e-7 to 1e17 (17-digit values: the general path).
+  for (int i = 0; i < 100'000; ++i) {
+    const double v = std::ldexp(1.0 + static_cast<double>(rng() >> 12) * 0x1p-52,
+                                -24 + static_cast<int>(rng() % 81));
+    check(v);
+  }
+  for (double v : {0.1 + 0.2, 0x1p51, std::nextafter(0x1p51, 0.0), 0x1p51 + 1, 1e-6,
+                   std::nextafter(1e-6, 0.0), std::nextafter(1e-6, 1.0), 9007199254740993.0,
+                   123456789012345.6, 0.30000000000000004, 5e-324, 1.7976931348623157e308})
+    check(v);
 }
 
 TEST(JsonWriter, NonFiniteNumbersCannotBeEncoded) {

@@ -15,7 +15,7 @@ namespace vc = wire::vehicle_connectivity;
 
 std::vector<std::string> lines(const MqttBatch& b) {
   std::vector<std::string> out;
-  for (const auto& m : b.messages) out.push_back(m.topic + "\t" + m.payload);
+  for (const auto& m : b.messages) out.push_back(std::string(m.topic) + "\t" + std::string(m.payload));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -180,6 +180,142 @@ TEST(MqttFormat, ErrorsAndConnectivity) {
                 "t/V/connectivity\t{\"ConnectionId\":\"abc\",\"CreatedAt\":\"1970-01-01T00:00:00Z\",\"Status\":\"7\"}"}));
 }
 
+// The messages are views into the batch's one text buffer: copies and moves must re-point them.
+TEST(MqttFormat, BatchCopiesAndMovesKeepTheirViews) {
+  for (const std::string base : {"t", "a/much/longer/topic/base/than/sixteen/bytes"}) {
+    vd::Payload p;
+    auto* d = p.add_data();
+    d->set_key(vd::Odometer);
+    d->mutable_value()->set_int_value(1);
+    const auto want = std::vector<std::string>{base + "/V/v/Odometer\t1"};
+    auto batch = format_mqtt(v_record(p, "V"), base);
+    ASSERT_EQ(lines(batch), want);
+    MqttBatch copy(batch);
+    MqttBatch moved(std::move(batch));
+    batch = MqttBatch{};  // the moved-from batch is reused: nothing may point into it
+    EXPECT_EQ(lines(copy), want);
+    EXPECT_EQ(lines(moved), want);
+    MqttBatch assigned;
+    assigned = copy;
+    copy = MqttBatch{};
+    EXPECT_EQ(lines(assigned), want);
+    MqttBatch move_assigned;
+    move_assigned = std::move(assigned);
+    assigned = MqttBatch{};
+    EXPECT_EQ(lines(move_assigned), want);
+    EXPECT_EQ(move_assigned.text_size(), want[0].size() - 1);  // without the tab
+  }
+}
+
+MqttFormatOptions envelope(std::string_view base) {
+  return {.topic_base = base, .event_time_envelope = true};
+}
+
+// mqtt.event_time_envelope: {"value":<the reference's payload>,"ts":"<created_at>"}, no spaces.
+TEST(MqttEventTimeEnvelope, WrapsEveryFieldValueWithTheRecordsCreatedAt) {
+  vd::Payload p;
+  auto add = [&](vd::Field key) {
+    auto* d = p.add_data();
+    d->set_key(key);
+    return d->mutable_value();
+  };
+  add(vd::VehicleName)->set_string_value("My Tesla");
+  add(vd::TimeToFullCharge)->set_invalid(true);
+  auto* loc = add(vd::Location)->mutable_location_value();
+  loc->set_latitude(37.7749);
+  loc->set_longitude(-122.4194);
+  add(vd::Gear)->set_shift_state_value(vd::ShiftStateD);
+  p.mutable_created_at()->set_seconds(1795536018);  // 2026-11-24T16:00:18Z
+  p.mutable_created_at()->set_nanos(123456789);
+  auto batch = format_mqtt(v_record(p), envelope("t"));
+  EXPECT_EQ(batch.error, MqttFormatError::None);
+  EXPECT_EQ(lines(batch),
+            (std::vector<std::string>{
+                R"(t/TEST123/v/Gear)" "\t" R"({"value":"ShiftStateD","ts":"2026-11-24T16:00:18.123456789Z"})",
+                R"(t/TEST123/v/Location)" "\t" R"({"value":{"latitude":37.7749,"longitude":-122.4194},"ts":"2026-11-24T16:00:18.123456789Z"})",
+                R"(t/TEST123/v/TimeToFullCharge)" "\t" R"({"value":null,"ts":"2026-11-24T16:00:18.123456789Z"})",
+                R"(t/TEST123/v/VehicleName)" "\t" R"({"value":"My Tesla","ts":"2026-11-24T16:00:18.123456789Z"})",
+            }));
+}
+
+// The fraction has 0, 3, 6 or 9 digits, as protojson writes timestamps.
+TEST(MqttEventTimeEnvelope, FractionDigitsComeInGroupsOfThree) {
+  for (const auto& [nanos, text] : std::vector<std::pair<int, std::string>>{
+           {0, "2023-11-14T22:13:20Z"},
+           {120'000'000, "2023-11-14T22:13:20.120Z"},
+           {500'000, "2023-11-14T22:13:20.000500Z"},
+           {1, "2023-11-14T22:13:20.000000001Z"}}) {
+    vd::Payload p;
+    auto* d = p.add_data();
+    d->set_key(vd::Odometer);
+    d->mutable_value()->set_double_value(12.5);
+    p.mutable_created_at()->set_seconds(1700000000);
+    p.mutable_created_at()->set_nanos(nanos);
+    EXPECT_EQ(lines(format_mqtt(v_record(p, "V"), envelope("t"))),
+              (std::vector<std::string>{"t/V/v/Odometer\t{\"value\":12.5,\"ts\":\"" + text + "\"}"}));
+  }
+}
+
+// A record without created_at carries the time the server received its frame instead, so that
+// every v/ message has the same shape while the option is on.
+TEST(MqttEventTimeEnvelope, MissingCreatedAtUsesTheReceiveTime) {
+  vd::Payload p;
+  auto* d = p.add_data();
+  d->set_key(vd::BatteryLevel);
+  d->mutable_value()->set_int_value(80);
+  Record r = v_record(p, "V");
+  r.received_at_ms = 1700000000250;
+  EXPECT_EQ(lines(format_mqtt(r, envelope("t"))),
+            (std::vector<std::string>{
+                R"(t/V/v/BatteryLevel)" "\t" R"({"value":80,"ts":"2023-11-14T22:13:20.250Z"})"}));
+  // created_at present but zero is the epoch, not "missing".
+  p.mutable_created_at();
+  EXPECT_EQ(lines(format_mqtt(v_record(p, "V"), envelope("t"))),
+            (std::vector<std::string>{
+                R"(t/V/v/BatteryLevel)" "\t" R"({"value":80,"ts":"1970-01-01T00:00:00Z"})"}));
+}
+
+TEST(MqttEventTimeEnvelope, OffIsTheReferenceFormat) {
+  vd::Payload p;
+  auto* d = p.add_data();
+  d->set_key(vd::BatteryLevel);
+  d->mutable_value()->set_int_value(80);
+  p.mutable_created_at()->set_seconds(1700000000);
+  EXPECT_EQ(lines(format_mqtt(v_record(p, "V"), MqttFormatOptions{.topic_base = "t"})),
+            (std::vector<std::string>{"t/V/v/BatteryLevel\t80"}));
+}
+
+TEST(MqttEventTimeEnvelope, NonFiniteValueStillFailsTheWholeRecord) {
+  vd::Payload p;
+  auto* d = p.add_data();
+  d->set_key(vd::Odometer);
+  d->mutable_value()->set_double_value(std::nan(""));
+  auto batch = format_mqtt(v_record(p), envelope("t"));
+  EXPECT_EQ(batch.error, MqttFormatError::NonFiniteNumber);
+  EXPECT_TRUE(batch.messages.empty());
+}
+
+// Only V field messages get the envelope.
+TEST(MqttEventTimeEnvelope, AlertsErrorsAndConnectivityAreUnchanged) {
+  va::VehicleAlerts alerts;
+  auto* a = alerts.add_alerts();
+  a->set_name("A");
+  a->mutable_started_at()->set_seconds(1700000000);
+  alerts.mutable_created_at()->set_seconds(1700000000);
+  ve::VehicleErrors errors;
+  errors.add_errors()->set_name("E");
+  vc::VehicleConnectivity c;
+  c.set_connection_id("abc");
+  c.set_status(vc::CONNECTED);
+  Record ra, re, rc;
+  ra.vin = re.vin = rc.vin = "V";
+  ra.message = alerts;
+  re.message = errors;
+  rc.message = c;
+  for (const Record* r : {&ra, &re, &rc})
+    EXPECT_EQ(lines(format_mqtt(*r, envelope("t"))), lines(format_mqtt(*r, "t")));
+}
+
 TEST(MqttFormat, OpaqueRecordTypesAreNotPublished) {
   Record r;
   r.tx_type = "D4";
@@ -201,8 +337,8 @@ TEST(MqttFormat, ManyDatumsKeepOnlyTheLastValueOfEachKey) {
   auto batch = format_mqtt(v_record(p, "V"), "t");
   ASSERT_EQ(batch.messages.size(), 997u);
   for (const auto& m : batch.messages) {
-    const int key = std::stoi(m.topic.substr(m.topic.rfind('/') + 1));
-    const int value = std::stoi(m.payload);
+    const int key = std::stoi(std::string(m.topic.substr(m.topic.rfind('/') + 1)));
+    const int value = std::stoi(std::string(m.payload));
     EXPECT_EQ(value % 997, key - 1000);
     EXPECT_GE(value, 50'000 - 997);  // the last datum of that key
   }

@@ -120,7 +120,8 @@ TEST(Pipeline, ConnectivityRecordForASocket) {
   auto r = make_connectivity_record(socket(), 1, 1'700'000'000'123'456'789);
   EXPECT_EQ(r.tx_type, "connectivity");
   EXPECT_EQ(r.txid, socket().socket_id);
-  const auto& c = std::get<wire::vehicle_connectivity::VehicleConnectivity>(r.message);
+  ASSERT_NE(r.message.get_if<wire::vehicle_connectivity::VehicleConnectivity>(), nullptr);
+  const auto& c = *r.message.get_if<wire::vehicle_connectivity::VehicleConnectivity>();
   EXPECT_EQ(c.vin(), "device-1");
   EXPECT_EQ(c.status(), wire::vehicle_connectivity::CONNECTED);
   EXPECT_EQ(c.created_at().seconds(), 1'700'000'000);
