@@ -1,10 +1,10 @@
 // MQTT 3.1.1 packets, written from the OASIS specification (section numbers cited inline).
-#include "dispatch/mqtt/mqtt_codec.hpp"
+#include "mqtt/codec.hpp"
 
 #include <cassert>
 #include <string>
 
-namespace ts::dispatch::mqtt {
+namespace ts::mqtt {
 namespace {
 
 // Boost's error_category has a protected non-virtual destructor by design (categories are never
@@ -278,4 +278,4 @@ DecodeResult decode_packet(std::string_view input) noexcept {
   return r;
 }
 
-}  // namespace ts::dispatch::mqtt
+}  // namespace ts::mqtt

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-namespace ts::dispatch::mqtt {
+namespace ts::mqtt {
 
 /// Control packet types (spec 2.2.1).
 enum class PacketType : std::uint8_t {
@@ -128,9 +128,9 @@ struct DecodeResult {
 /// client-to-server types, a Remaining Length over 4 bytes) is Malformed.
 DecodeResult decode_packet(std::string_view input) noexcept;
 
-}  // namespace ts::dispatch::mqtt
+}  // namespace ts::mqtt
 
 namespace boost::system {
 template <>
-struct is_error_code_enum<ts::dispatch::mqtt::errc> : std::true_type {};
+struct is_error_code_enum<ts::mqtt::errc> : std::true_type {};
 }  // namespace boost::system

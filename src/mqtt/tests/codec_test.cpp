@@ -1,13 +1,13 @@
 // MQTT 3.1.1 packet encoding/decoding (pure, no sockets). Expected bytes are written out by hand
 // from the OASIS spec, not produced by the code under test.
-#include "dispatch/mqtt/mqtt_codec.hpp"
+#include "mqtt/codec.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace ts::dispatch::mqtt {
+namespace ts::mqtt {
 namespace {
 
 std::string bytes(std::initializer_list<int> b) {
@@ -255,4 +255,4 @@ TEST(MqttCodec, ErrorsAreDetectedBeforeThePacketIsComplete) {
 }
 
 }  // namespace
-}  // namespace ts::dispatch::mqtt
+}  // namespace ts::mqtt
