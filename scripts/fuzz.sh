@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the libFuzzer targets of tests/fuzz/ for a bounded time (shared/STYLE.md "Tests": Fuzz).
 #
-#   scripts/fuzz.sh [SECONDS]      default 60; each fuzzer runs for SECONDS/2, one after the other
+#   scripts/fuzz.sh [SECONDS]      default 60; each fuzzer runs for SECONDS/3, one after the other
 #
 # Builds the `fuzz` preset (clang) into build-fuzz/, runs each fuzzer on a fresh corpus in
 # build-fuzz/corpus/<name> seeded from tests/fuzz/seeds/<seeds>, and exits non-zero if one
@@ -10,8 +10,8 @@
 set -euo pipefail
 
 seconds=${1:-60}
-if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 2)); then
-  echo "usage: $0 [SECONDS]   (total fuzzing time, at least 2; default 60)" >&2
+if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 3)); then
+  echo "usage: $0 [SECONDS]   (total fuzzing time, at least 3; default 60)" >&2
   exit 2
 fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,9 +25,9 @@ fi
 
 # The preset instruments the libraries as well (coverage + ASan/UBSan), not only the targets.
 cmake --preset fuzz
-cmake --build --preset fuzz --target frame_fuzz payload_fuzz
+cmake --build --preset fuzz --target frame_fuzz payload_fuzz mqtt_codec_fuzz
 
-per_fuzzer=$((seconds / 2))
+per_fuzzer=$((seconds / 3))
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 failed=0
 
@@ -66,6 +66,7 @@ fuzz() {
 # Our frame size limit is 1,000,000 bytes (spec §4 step 2): let frames grow past it.
 fuzz frame_fuzz frame -max_len=1100000
 fuzz payload_fuzz payload
+fuzz mqtt_codec_fuzz mqtt
 
 if ((failed)); then
   echo "fuzz.sh: FAILED: a fuzzer found a crashing input (see above)"

@@ -22,7 +22,7 @@
 #include <stdexcept>
 
 #include "core/log.hpp"
-#include "dispatch/mqtt/mqtt_codec.hpp"
+#include "mqtt/codec.hpp"
 
 namespace ts::dispatch {
 namespace {
