@@ -1,0 +1,142 @@
+// The PostgreSQL schema. Times are bigint µs since the epoch (signal::Timestamp), as on SQLite:
+// exact, cheap to compare and to COPY, and the same numbers the API speaks; to_timestamp(ts / 1e6)
+// turns one into a timestamptz in psql. signal_log is range-partitioned by day on ts (partitions
+// signal_log_pYYYYMMDD are created by the writer ahead of the data, postgres_database.cpp); the
+// default partition catches rows no daily partition covers. vin and name use the "C" collation:
+// bytewise order (as SQLite), and faster comparisons in the primary key.
+// Never edit a released migration: append one.
+#include <array>
+
+#include "storage/postgres/postgres_database.hpp"
+
+namespace ts::storage::postgres {
+namespace {
+
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE signal_log (
+  vin text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  ts bigint NOT NULL,
+  kind smallint NOT NULL,
+  value_int bigint,
+  value_num double precision,
+  value_num2 double precision,
+  value_text text,
+  source text NOT NULL,
+  received_at bigint NOT NULL,
+  PRIMARY KEY (vin, name, ts)
+) PARTITION BY RANGE (ts);
+CREATE INDEX signal_log_vin_ts ON signal_log (vin, ts, name);
+CREATE TABLE signal_log_default PARTITION OF signal_log DEFAULT;
+CREATE TABLE dead_letters (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  received_at bigint NOT NULL,
+  topic text NOT NULL,
+  vin text NOT NULL,
+  reason text NOT NULL,
+  payload bytea NOT NULL
+);
+CREATE INDEX dead_letters_vin ON dead_letters (vin, id);
+CREATE INDEX dead_letters_received_at ON dead_letters (received_at);
+CREATE TABLE vehicles (
+  vin text PRIMARY KEY,
+  name text NOT NULL,
+  source text NOT NULL CHECK (source IN ('manual', 'fleet_api')),
+  created_at bigint NOT NULL
+);
+)sql";
+
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE alerts (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  vin text NOT NULL,
+  name text NOT NULL,
+  started_at bigint NOT NULL,
+  ended_at bigint,
+  audiences text NOT NULL,
+  received_at bigint NOT NULL,
+  UNIQUE (vin, name, started_at)
+);
+CREATE INDEX alerts_vin_started_at ON alerts (vin, started_at);
+CREATE TABLE connectivity_events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  vin text NOT NULL,
+  connection_id text NOT NULL,
+  status text NOT NULL,
+  network_interface text NOT NULL,
+  ts bigint NOT NULL,
+  received_at bigint NOT NULL,
+  UNIQUE (vin, connection_id, status, ts)
+);
+CREATE INDEX connectivity_events_vin_ts ON connectivity_events (vin, ts);
+CREATE INDEX connectivity_events_received_at ON connectivity_events (received_at);
+CREATE TABLE vehicle_errors (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  vin text NOT NULL,
+  name text NOT NULL,
+  body text NOT NULL,
+  tags text NOT NULL,
+  created_at bigint NOT NULL,
+  received_at bigint NOT NULL,
+  fingerprint bigint NOT NULL,
+  UNIQUE (vin, name, created_at, fingerprint)
+);
+CREATE INDEX vehicle_errors_vin_created_at ON vehicle_errors (vin, created_at);
+CREATE INDEX vehicle_errors_received_at ON vehicle_errors (received_at);
+)sql";
+
+// The error text is part of the key; md5() keeps the index entry small whatever its length.
+constexpr std::string_view kV3 = R"sql(
+CREATE TABLE fleet_telemetry_errors (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  vin text NOT NULL,
+  error_name text NOT NULL,
+  error text NOT NULL,
+  created_at bigint NOT NULL,
+  name text NOT NULL,
+  txid text NOT NULL,
+  raw_json text NOT NULL,
+  fetched_at bigint NOT NULL
+);
+CREATE UNIQUE INDEX fleet_telemetry_errors_key
+  ON fleet_telemetry_errors (vin, error_name, created_at, md5(error));
+CREATE INDEX fleet_telemetry_errors_created_at ON fleet_telemetry_errors (created_at);
+CREATE INDEX fleet_telemetry_errors_vin_created_at ON fleet_telemetry_errors (vin, created_at);
+CREATE TABLE fleet_telemetry_error_vins (
+  vin text PRIMARY KEY,
+  active boolean NOT NULL,
+  first_seen_at bigint NOT NULL,
+  last_seen_at bigint NOT NULL,
+  resolved_at bigint
+);
+CREATE INDEX fleet_telemetry_error_vins_active ON fleet_telemetry_error_vins (last_seen_at)
+  WHERE active;
+)sql";
+
+constexpr std::string_view kV4 = R"sql(
+CREATE TABLE api_tokens (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name text NOT NULL,
+  token_sha256 text NOT NULL UNIQUE,
+  created_at bigint NOT NULL,
+  last_used_at bigint
+);
+CREATE TABLE settings (
+  key text PRIMARY KEY,
+  value text NOT NULL,
+  updated_at bigint NOT NULL
+);
+)sql";
+
+constexpr std::array kMigrations = {
+    detail::Migration{1, "signal_log (partitioned by day), dead_letters, vehicles", kV1},
+    detail::Migration{2, "alerts, connectivity_events, vehicle_errors", kV2},
+    detail::Migration{3, "fleet_telemetry_errors, fleet_telemetry_error_vins", kV3},
+    detail::Migration{4, "api_tokens, settings", kV4},
+};
+
+}  // namespace
+
+std::span<const detail::Migration> migrations() { return kMigrations; }
+
+}  // namespace ts::storage::postgres

@@ -1,0 +1,1238 @@
+#include "storage/postgres/postgres_database.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "storage/detail.hpp"
+#include "storage/postgres/pg_connection.hpp"
+
+namespace ts::storage::postgres {
+namespace {
+
+using detail::log;
+using signal::Signal;
+
+constexpr std::int64_t kMinTs = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
+/// Advisory lock keys (any constants unique to us): schema migrations, partition DDL.
+constexpr std::int64_t kMigrationLock = 0x7473737430303031LL;
+constexpr std::int64_t kPartitionLock = 0x7473737430303032LL;
+/// Days get their own partition from 2000-01-01 up to this many days ahead of today; rows outside
+/// (a vehicle clock far off) go to the default partition.
+constexpr std::int64_t kFirstPartitionDay = 10'957;  // 2000-01-01
+constexpr std::int64_t kPartitionDaysAhead = 7;
+/// Retention's DELETE of the boundary day may be long; it runs on a reader connection, not the
+/// writer, with this statement timeout.
+constexpr std::string_view kRetentionStatementTimeout = "15min";
+
+const std::string kSignalColumns =
+    "vin, name, ts, kind, value_int, value_num, value_num2, value_text, source, received_at";
+
+std::string partition_name(std::int64_t day) { return "signal_log_p" + detail::day_label(day); }
+
+// ---- value encodings ------------------------------------------------------------------------
+
+/// Text values repaired (NUL, invalid UTF-8) on this thread; write() reports them.
+thread_local std::size_t t_repaired_texts = 0;
+
+/// COPY text format: backslash escapes for the characters that delimit fields and rows. Text
+/// PostgreSQL would refuse (NUL, invalid UTF-8) is repaired first.
+void append_copy_text(std::string& out, std::string_view v) {
+  std::string repaired;
+  const bool clean = detail::is_clean_text(v);
+  if (!clean) {
+    repaired = detail::repair_text(v);
+    v = repaired;
+    ++t_repaired_texts;
+  }
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  fmt::format_to(std::back_inserter(out), "{}", v);
+}
+
+/// A one-dimensional array literal in text format ({"a","b",NULL}), built element by element.
+class ArrayText {
+ public:
+  ArrayText() { s_ = "{"; }
+  void text(std::string_view v) {
+    sep();
+    std::string fixed;
+    if (!detail::is_clean_text(v)) {
+      fixed = detail::repair_text(v);
+      v = fixed;
+      ++t_repaired_texts;
+    }
+    s_ += '"';
+    for (char c : v) {
+      if (c == '"' || c == '\\') s_ += '\\';
+      s_ += c;
+    }
+    s_ += '"';
+  }
+  void bytes_hex(std::string_view v) {  // a bytea element: "\\x0a1b"
+    static constexpr char kHex[] = "0123456789abcdef";
+    sep();
+    s_ += "\"\\\\x";
+    for (unsigned char c : v) {
+      s_ += kHex[c >> 4];
+      s_ += kHex[c & 15];
+    }
+    s_ += '"';
+  }
+  void i64(std::int64_t v) {
+    sep();
+    append_int(s_, v);
+  }
+  void f64(double v) {
+    sep();
+    append_double(s_, v);
+  }
+  void null() {
+    sep();
+    s_ += "NULL";
+  }
+  void opt(const std::optional<std::int64_t>& v) { v ? i64(*v) : null(); }
+  void opt(const std::optional<double>& v) { v ? f64(*v) : null(); }
+  void opt(const std::optional<std::string_view>& v) { v ? text(*v) : null(); }
+  std::string done() {
+    s_ += '}';
+    return std::move(s_);
+  }
+
+ private:
+  void sep() {
+    if (s_.size() > 1) s_ += ',';
+  }
+  std::string s_;
+};
+
+Signal read_signal(const Row& r) {
+  Signal s;
+  s.vin = r.text(0);
+  s.name = r.text(1);
+  s.ts = r.i64(2);
+  detail::ValueColumns c;
+  c.integer = r.opt_i64(4);
+  c.number = r.opt_f64(5);
+  c.number2 = r.opt_f64(6);
+  std::string text;
+  if (!r.null(7)) {
+    text = r.text(7);
+    c.text = text;
+  }
+  s.value = detail::value_of(static_cast<int>(r.i64(3)), c);
+  s.source = signal::parse_source_name(r.view(8)).value_or(signal::Source::Stream);
+  s.received_at = r.i64(9);
+  return s;
+}
+
+std::size_t affected(const PgResult& r) {
+  const char* n = PQcmdTuples(r.get());
+  return n != nullptr && *n != '\0' ? static_cast<std::size_t>(std::strtoull(n, nullptr, 10)) : 0;
+}
+
+template <class T, class Read>
+std::vector<T> collect(const PgResult& r, Read read) {
+  std::vector<T> out;
+  const int n = PQntuples(r.get());
+  out.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) out.push_back(read(Row(r.get(), i)));
+  return out;
+}
+
+Vehicle read_vehicle(const Row& r) {
+  return Vehicle{.vin = r.text(0),
+                 .name = r.text(1),
+                 .source = parse_vehicle_source(r.view(2)).value_or(VehicleSource::Manual),
+                 .created_at = r.i64(3)};
+}
+
+ApiToken read_token(const Row& r) {
+  return ApiToken{.id = r.i64(0),
+                  .name = r.text(1),
+                  .sha256_hex = r.text(2),
+                  .created_at = r.i64(3),
+                  .last_used_at = r.opt_i64(4)};
+}
+
+std::optional<std::string> normalized_sha256(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  std::string out(hex);
+  for (char& ch : out) {
+    if (std::isxdigit(static_cast<unsigned char>(ch)) == 0) return std::nullopt;
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  return out;
+}
+
+// ---- the database ---------------------------------------------------------------------------
+
+class PostgresDatabase final : public Database {
+ public:
+  PostgresDatabase(PostgresOptions options, std::unique_ptr<core::MetricsRegistry> own_registry)
+      : options_(std::move(options)),
+        own_registry_(std::move(own_registry)),
+        metrics_(options_.metrics != nullptr ? *options_.metrics : *own_registry_, "postgresql"),
+        redacted_url_(redact_url(options_.url)) {}
+
+  Result<void> init();
+
+  std::string_view backend() const noexcept override { return "postgresql"; }
+  Result<int> schema_version() override;
+  Result<BatchResult> write(const BatchView& batch) override;
+  Result<RetentionResult> delete_signals_before(Timestamp cutoff) override;
+  Result<std::uint64_t> delete_events_before(Timestamp cutoff) override;
+  Result<Vehicle> upsert_vehicle(const Vehicle& vehicle) override;
+  Result<bool> delete_vehicle(std::string_view vin) override;
+  Result<std::size_t> upsert_fleet_errors(std::span<const FleetError> errors) override;
+  Result<void> replace_error_vins(std::span<const std::string> vins, Timestamp now) override;
+  Result<ApiToken> create_token(std::string_view name, std::string_view sha256_hex,
+                                Timestamp created_at) override;
+  Result<bool> touch_token(std::int64_t id, Timestamp used_at) override;
+  Result<bool> delete_token(std::int64_t id) override;
+  Result<void> set_setting(std::string_view key, std::string_view value) override;
+  Result<SignalPage> query_signals(const SignalQuery& query) override;
+  Result<std::vector<Signal>> latest_signals(std::optional<std::string_view> vin) override;
+  Result<std::vector<DeadLetter>> list_dead_letters(std::size_t offset, std::size_t limit,
+                                                    std::optional<std::string_view> vin) override;
+  Result<std::uint64_t> count_dead_letters(std::optional<std::string_view> vin) override;
+  Result<std::optional<Vehicle>> get_vehicle(std::string_view vin) override;
+  Result<std::vector<Vehicle>> list_vehicles() override;
+  Result<std::vector<Alert>> list_alerts(std::string_view vin, std::size_t limit,
+                                         std::size_t offset) override;
+  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin,
+                                                           std::size_t limit,
+                                                           std::size_t offset) override;
+  Result<std::vector<VehicleError>> list_vehicle_errors(std::string_view vin, std::size_t limit,
+                                                        std::size_t offset) override;
+  Result<std::vector<FleetError>> list_fleet_errors(std::optional<std::string_view> vin,
+                                                    std::size_t limit,
+                                                    std::size_t offset) override;
+  Result<std::vector<ErrorVin>> list_error_vins(bool active_only) override;
+  Result<std::optional<ApiToken>> find_token(std::string_view sha256_hex) override;
+  Result<std::vector<ApiToken>> list_tokens() override;
+  Result<std::optional<std::string>> get_setting(std::string_view key) override;
+
+  // Tests (postgres_database.hpp).
+  Result<std::vector<std::int64_t>> partition_days();
+  Result<void> create_partition_now(std::int64_t day);
+  Result<std::uint64_t> default_partition_rows();
+
+ private:
+  std::unique_ptr<PgConnection> make_connection() {
+    return std::make_unique<PgConnection>(keywords_, redacted_url_, metrics_, rate_limited_);
+  }
+
+  /// Runs f(PgConnection&) -> Result<T> with the reconnect-and-retry-once rule
+  /// (pg_connection.hpp).
+  template <class F>
+  auto call(PgConnection& c, F&& f) -> decltype(f(c)) {
+    for (int attempt = 0;; ++attempt) {
+      c.begin_call();
+      if (auto r = c.ensure(); !r) return detail::failed(r.error());
+      auto result = f(c);
+      if (result || attempt > 0 || !c.retry_possible()) return result;
+      reconnect_log_.info(log(), "PostgreSQL connection was closed by the server; reconnecting");
+    }
+  }
+  /// f on the writer connection, serialized with every other write.
+  template <class F>
+  auto on_writer(std::string_view op, F&& f) -> decltype(f(std::declval<PgConnection&>())) {
+    detail::OpTimer timer(metrics_, op);
+    std::lock_guard lock(writer_mutex_);
+    auto result = call(*writer_, f);
+    if (result) timer.ok();
+    return result;
+  }
+  /// f on a pooled reader connection.
+  template <class F>
+  auto on_reader(std::string_view op, F&& f) -> decltype(f(std::declval<PgConnection&>())) {
+    detail::OpTimer timer(metrics_, op);
+    auto lease = readers_.acquire();
+    auto result = call(*lease, f);
+    if (result) timer.ok();
+    return result;
+  }
+
+  /// Applies the pending migrations; returns the schema version reached.
+  Result<int> migrate(PgConnection& c);
+  Result<std::vector<std::int64_t>> load_partitions(PgConnection& c);
+  Result<void> create_partition(PgConnection& c, std::int64_t day);
+  Result<void> ensure_partitions(PgConnection& c, std::span<const Signal> rows);
+
+  Result<std::size_t> insert_signals(PgConnection& c, std::span<const Signal> rows);
+  Result<std::size_t> insert_alerts(PgConnection& c, std::span<const Alert> rows);
+  Result<std::size_t> insert_connectivity(PgConnection& c,
+                                          std::span<const ConnectivityEvent> rows);
+  Result<std::size_t> insert_vehicle_errors(PgConnection& c, std::span<const VehicleError> rows);
+  Result<std::size_t> insert_dead_letters(PgConnection& c, std::span<const DeadLetter> rows);
+
+  PostgresOptions options_;
+  std::unique_ptr<core::MetricsRegistry> own_registry_;  // when options_.metrics is null
+  detail::StorageMetrics metrics_;
+  detail::RateLimitedLog rate_limited_;
+  detail::RateLimitedLog reconnect_log_;
+  std::string redacted_url_;
+  std::vector<std::pair<std::string, std::string>> keywords_;  // fixed after init()
+
+  std::mutex writer_mutex_;  // guards writer_ and stage_session_
+  std::unique_ptr<PgConnection> writer_;
+  std::uint64_t stage_session_ = 0;  // writer session in which signal_log_stage exists
+
+  detail::Pool<PgConnection> readers_;  // connect on first use
+
+  std::mutex partitions_mutex_;  // guards partitions_
+  std::set<std::int64_t> partitions_;  // days known to have a partition
+};
+
+Result<void> PostgresDatabase::init() {
+  const auto seconds = [](std::chrono::milliseconds ms) {
+    return std::to_string(std::max<std::int64_t>(2, (ms.count() + 999) / 1000));
+  };
+  // Defaults first: the URL (dbname, expanded) comes last, so its own parameters win.
+  keywords_ = {
+      {"connect_timeout", seconds(options_.connect_timeout)},
+      {"keepalives", "1"},
+      {"keepalives_idle", "10"},
+      {"keepalives_interval", "5"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout",
+       std::to_string(std::max<std::int64_t>(10'000, options_.statement_timeout.count()))},
+      {"application_name", "teslasync-api"},
+      {"options", fmt::format("-c statement_timeout={}", options_.statement_timeout.count())},
+      {"dbname", options_.url},
+  };
+  writer_ = make_connection();
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.readers); ++i) {
+    readers_.add(make_connection());
+  }
+  int version = 0;
+  auto opened = on_writer(detail::kOpMigrate, [&](PgConnection& c) -> Result<void> {
+    auto v = migrate(c);
+    if (!v) return v.error();
+    version = *v;
+    auto days = load_partitions(c);
+    if (!days) return days.error();
+    {
+      std::lock_guard lock(partitions_mutex_);
+      partitions_.insert(days->begin(), days->end());
+    }
+    const std::int64_t today = detail::day_of(signal::now());
+    for (std::int64_t day : {today, today + 1}) {
+      if (auto r = create_partition(c, day); !r) return r;
+    }
+    return {};
+  });
+  if (!opened) {
+    if (opened.error() == make_error_code(errc::unavailable)) {
+      log().error("cannot open PostgreSQL database {}", redacted_url_);
+    }
+    return opened.error();
+  }
+  log().info("PostgreSQL database {} open (schema version {}, {} readers)", redacted_url_,
+             version, readers_.size());
+  return {};
+}
+
+Result<int> PostgresDatabase::migrate(PgConnection& c) {
+  // A session advisory lock: replicas starting together migrate one after the other.
+  if (auto r = c.exec(fmt::format("SELECT pg_advisory_lock({})", kMigrationLock)); !r) {
+    return detail::failed(r.error());
+  }
+  struct Unlock {
+    PgConnection& c;
+    ~Unlock() { (void)c.exec(fmt::format("SELECT pg_advisory_unlock({})", kMigrationLock)); }
+  } unlock{c};
+  if (auto r = c.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                      "name text NOT NULL, applied_at bigint NOT NULL)");
+      !r) {
+    return make_error_code(errc::migration_failed);
+  }
+  auto v = c.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!v) return make_error_code(errc::migration_failed);
+  const int current = static_cast<int>(Row(v->get(), 0).i64(0));
+  const auto all = migrations();
+  if (current > all.back().version) {
+    log().error("the PostgreSQL schema is at version {}, newer than this release knows ({}); "
+                "refusing to use it",
+                current, all.back().version);
+    return make_error_code(errc::schema_too_new);
+  }
+  const int target =
+      options_.migrate_to_version > 0 ? options_.migrate_to_version : all.back().version;
+  int reached = current;
+  for (const detail::Migration& m : all) {
+    if (m.version <= current || m.version > target) continue;
+    auto applied = c.transaction([&]() -> Result<void> {
+      if (auto r = c.exec(m.sql); !r) return detail::failed(r.error());
+      auto r = c.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                      Params().i64(m.version).text(m.name).i64(signal::now()));
+      if (!r) return detail::failed(r.error());
+      return {};
+    });
+    if (!applied) {
+      log().error("PostgreSQL migration {} ({}) failed; the schema stays at version {}",
+                  m.version, m.name, std::max(current, m.version - 1));
+      return applied.error() == make_error_code(errc::unavailable)
+                 ? applied.error()
+                 : make_error_code(errc::migration_failed);
+    }
+    log().info("PostgreSQL schema migrated to version {} ({})", m.version, m.name);
+    reached = m.version;
+  }
+  return reached;
+}
+
+Result<std::vector<std::int64_t>> PostgresDatabase::load_partitions(PgConnection& c) {
+  auto r = c.exec(
+      "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+      "WHERE i.inhparent = 'signal_log'::regclass");
+  if (!r) return detail::failed(r.error());
+  std::vector<std::int64_t> days;
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    const std::string_view name = Row(r->get(), i).view(0);
+    if (name.substr(0, 12) != "signal_log_p") continue;
+    if (auto day = detail::parse_day_label(name.substr(12))) days.push_back(*day);
+  }
+  std::sort(days.begin(), days.end());
+  return days;
+}
+
+Result<void> PostgresDatabase::create_partition(PgConnection& c, std::int64_t day) {
+  {
+    std::lock_guard lock(partitions_mutex_);
+    if (partitions_.contains(day)) return {};
+  }
+  const std::string name = partition_name(day);
+  const std::int64_t from = day * detail::kMicrosPerDay;
+  const std::int64_t to = from + detail::kMicrosPerDay;
+  bool created = false;
+  auto r = c.transaction([&]() -> Result<void> {
+    // One DDL writer at a time across replicas; then check: another may have created it.
+    if (auto l = c.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kPartitionLock)); !l) {
+      return l.error();
+    }
+    auto exists = c.exec("SELECT to_regclass($1) IS NOT NULL", Params().text(name));
+    if (!exists) return exists.error();
+    if (Row(exists->get(), 0).boolean(0)) return {};
+    // Rows of that day already in the default partition (a clock far off, or a day older than
+    // partitions existed) would make CREATE … PARTITION OF fail: move them into the new table
+    // first, then attach it.
+    auto stray = c.exec("SELECT EXISTS (SELECT 1 FROM signal_log_default WHERE ts >= $1 AND ts < $2)",
+                        Params().i64(from).i64(to));
+    if (!stray) return stray.error();
+    std::vector<std::string> statements;
+    if (Row(stray->get(), 0).boolean(0)) {
+      statements = {
+          fmt::format("CREATE TABLE {} (LIKE signal_log INCLUDING DEFAULTS)", name),
+          fmt::format("WITH moved AS (DELETE FROM signal_log_default WHERE ts >= {} AND ts < {} "
+                      "RETURNING {}) INSERT INTO {} ({}) SELECT {} FROM moved",
+                      from, to, kSignalColumns, name, kSignalColumns, kSignalColumns),
+          fmt::format("ALTER TABLE signal_log ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})",
+                      name, from, to)};
+    } else {
+      statements = {fmt::format("CREATE TABLE {} PARTITION OF signal_log FOR VALUES FROM ({}) TO ({})",
+                                name, from, to)};
+    }
+    for (const std::string& sql : statements) {
+      if (auto s = c.exec(sql); !s) return s.error();
+    }
+    created = true;
+    return {};
+  });
+  if (!r) return r;
+  if (created) {
+    metrics_.partitions_created.inc();
+    log().info("created signal_log partition {}", name);
+  }
+  std::lock_guard lock(partitions_mutex_);
+  partitions_.insert(day);
+  return {};
+}
+
+Result<void> PostgresDatabase::ensure_partitions(PgConnection& c, std::span<const Signal> rows) {
+  if (rows.empty()) return {};
+  const std::int64_t last = detail::day_of(signal::now()) + kPartitionDaysAhead;
+  std::set<std::int64_t> missing;
+  {
+    std::lock_guard lock(partitions_mutex_);
+    std::int64_t previous = kMinTs;  // consecutive rows are mostly on the same day
+    for (const Signal& s : rows) {
+      const std::int64_t day = detail::day_of(s.ts);
+      if (day == previous) continue;
+      previous = day;
+      if (day < kFirstPartitionDay || day > last) continue;  // the default partition takes it
+      if (!partitions_.contains(day)) missing.insert(day);
+    }
+  }
+  for (std::int64_t day : missing) {
+    if (auto r = create_partition(c, day); !r) return r;
+  }
+  return {};
+}
+
+// ---- writes ---------------------------------------------------------------------------------
+
+Result<std::size_t> PostgresDatabase::insert_signals(PgConnection& c,
+                                                     std::span<const Signal> rows) {
+  if (rows.empty()) return std::size_t{0};
+  // COPY into a session-local staging table, then one INSERT … ON CONFLICT DO NOTHING: faster
+  // than a multi-row INSERT of unnest() arrays here (docs/storage.md has both numbers).
+  std::string data;
+  data.reserve(rows.size() * 112);
+  for (const Signal& s : rows) {
+    const detail::ValueColumns v = detail::columns_of(s.value);
+    append_copy_text(data, s.vin);
+    data += '\t';
+    append_copy_text(data, s.name);
+    data += '\t';
+    append_int(data, s.ts);
+    data += '\t';
+    append_int(data, static_cast<int>(s.value.kind));
+    data += '\t';
+    if (v.integer) append_int(data, *v.integer); else data += "\\N";
+    data += '\t';
+    if (v.number) append_double(data, *v.number); else data += "\\N";
+    data += '\t';
+    if (v.number2) append_double(data, *v.number2); else data += "\\N";
+    data += '\t';
+    if (v.text) append_copy_text(data, *v.text); else data += "\\N";
+    data += '\t';
+    data += signal::source_name(s.source);
+    data += '\t';
+    append_int(data, s.received_at);
+    data += '\n';
+  }
+  if (auto r = c.copy_in("COPY signal_log_stage (" + kSignalColumns + ") FROM STDIN", data); !r) {
+    return detail::failed(r.error());
+  }
+  auto r = c.exec("INSERT INTO signal_log (" + kSignalColumns + ") SELECT " + kSignalColumns +
+                  " FROM signal_log_stage ON CONFLICT DO NOTHING");
+  if (!r) return detail::failed(r.error());
+  return affected(*r);
+}
+
+Result<std::size_t> PostgresDatabase::insert_alerts(PgConnection& c, std::span<const Alert> rows) {
+  if (rows.empty()) return std::size_t{0};
+  // ON CONFLICT DO UPDATE may touch a row once per statement: one entry per key.
+  const std::vector<Alert> merged = detail::merge_alerts(rows);
+  ArrayText vin, name, started, ended, audiences, received;
+  for (const Alert& a : merged) {
+    vin.text(a.vin);
+    name.text(a.name);
+    started.i64(a.started_at);
+    ended.opt(a.ended_at);
+    audiences.text(a.audiences_json);
+    received.i64(a.received_at);
+  }
+  auto r = c.exec(
+      "INSERT INTO alerts (vin, name, started_at, ended_at, audiences, received_at) "
+      "SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], "
+      "$6::int8[]) ON CONFLICT (vin, name, started_at) DO UPDATE SET ended_at = excluded.ended_at "
+      "WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT NULL",
+      Params()
+          .text(vin.done())
+          .text(name.done())
+          .text(started.done())
+          .text(ended.done())
+          .text(audiences.done())
+          .text(received.done()));
+  if (!r) return detail::failed(r.error());
+  return affected(*r);
+}
+
+Result<std::size_t> PostgresDatabase::insert_connectivity(PgConnection& c,
+                                                          std::span<const ConnectivityEvent> rows) {
+  if (rows.empty()) return std::size_t{0};
+  ArrayText vin, id, status, iface, ts, received;
+  for (const ConnectivityEvent& e : rows) {
+    vin.text(e.vin);
+    id.text(e.connection_id);
+    status.text(e.status);
+    iface.text(e.network_interface);
+    ts.i64(e.ts);
+    received.i64(e.received_at);
+  }
+  auto r = c.exec(
+      "INSERT INTO connectivity_events (vin, connection_id, status, network_interface, ts, "
+      "received_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+      "$5::int8[], $6::int8[]) ON CONFLICT DO NOTHING",
+      Params()
+          .text(vin.done())
+          .text(id.done())
+          .text(status.done())
+          .text(iface.done())
+          .text(ts.done())
+          .text(received.done()));
+  if (!r) return detail::failed(r.error());
+  return affected(*r);
+}
+
+Result<std::size_t> PostgresDatabase::insert_vehicle_errors(PgConnection& c,
+                                                            std::span<const VehicleError> rows) {
+  if (rows.empty()) return std::size_t{0};
+  ArrayText vin, name, body, tags, created, received, fingerprint;
+  for (const VehicleError& e : rows) {
+    vin.text(e.vin);
+    name.text(e.name);
+    body.text(e.body);
+    tags.text(e.tags_json);
+    created.i64(e.created_at);
+    received.i64(e.received_at);
+    fingerprint.i64(detail::error_fingerprint(e.body, e.tags_json));
+  }
+  auto r = c.exec(
+      "INSERT INTO vehicle_errors (vin, name, body, tags, created_at, received_at, fingerprint) "
+      "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], "
+      "$6::int8[], $7::int8[]) ON CONFLICT DO NOTHING",
+      Params()
+          .text(vin.done())
+          .text(name.done())
+          .text(body.done())
+          .text(tags.done())
+          .text(created.done())
+          .text(received.done())
+          .text(fingerprint.done()));
+  if (!r) return detail::failed(r.error());
+  return affected(*r);
+}
+
+Result<std::size_t> PostgresDatabase::insert_dead_letters(PgConnection& c,
+                                                          std::span<const DeadLetter> rows) {
+  if (rows.empty()) return std::size_t{0};
+  ArrayText received, topic, vin, reason, payload;
+  for (const DeadLetter& d : rows) {
+    received.i64(d.received_at);
+    topic.text(d.topic);
+    vin.text(d.vin);
+    reason.text(d.reason);
+    payload.bytes_hex(d.payload);
+  }
+  // unnest keeps the array order, so ids follow the batch order.
+  auto r = c.exec(
+      "INSERT INTO dead_letters (received_at, topic, vin, reason, payload) "
+      "SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+      Params()
+          .text(received.done())
+          .text(topic.done())
+          .text(vin.done())
+          .text(reason.done())
+          .text(payload.done()));
+  if (!r) return detail::failed(r.error());
+  return affected(*r);
+}
+
+Result<BatchResult> PostgresDatabase::write(const BatchView& batch) {
+  if (batch.empty()) return BatchResult{};
+  t_repaired_texts = 0;
+  auto result = on_writer(detail::kOpWriteBatch, [&](PgConnection& c) -> Result<BatchResult> {
+    if (auto r = ensure_partitions(c, batch.signals); !r) return detail::failed(r.error());
+    if (!batch.signals.empty() && stage_session_ != c.session()) {
+      auto r = c.exec("CREATE TEMP TABLE IF NOT EXISTS signal_log_stage (LIKE signal_log) "
+                      "ON COMMIT DELETE ROWS");
+      if (!r) return detail::failed(r.error());
+      stage_session_ = c.session();
+    }
+    return c.transaction([&]() -> Result<BatchResult> {
+      BatchResult r;
+      auto s = insert_signals(c, batch.signals);
+      if (!s) return s.error();
+      r.signals = *s;
+      auto a = insert_alerts(c, batch.alerts);
+      if (!a) return a.error();
+      r.alerts = *a;
+      auto k = insert_connectivity(c, batch.connectivity);
+      if (!k) return k.error();
+      r.connectivity = *k;
+      auto e = insert_vehicle_errors(c, batch.vehicle_errors);
+      if (!e) return e.error();
+      r.vehicle_errors = *e;
+      auto d = insert_dead_letters(c, batch.dead_letters);
+      if (!d) return d.error();
+      r.dead_letters = *d;
+      return r;
+    });
+  });
+  if (t_repaired_texts > 0) {
+    metrics_.texts_repaired.inc(t_repaired_texts);
+    rate_limited_.warn(log(), "{} text values held NUL bytes or invalid UTF-8, which PostgreSQL "
+                       "cannot store; they were stored with U+FFFD in their place",
+                       t_repaired_texts);
+  }
+  if (result) {
+    metrics_.rows_written.with({"signal_log"}).inc(result->signals);
+    metrics_.duplicate_signals.inc(batch.signals.size() - result->signals);
+    metrics_.rows_written.with({"alerts"}).inc(result->alerts);
+    metrics_.rows_written.with({"connectivity_events"}).inc(result->connectivity);
+    metrics_.rows_written.with({"vehicle_errors"}).inc(result->vehicle_errors);
+    metrics_.rows_written.with({"dead_letters"}).inc(result->dead_letters);
+  }
+  return result;
+}
+
+Result<RetentionResult> PostgresDatabase::delete_signals_before(Timestamp cutoff) {
+  // On a reader connection: the writer keeps ingesting meanwhile (DROP TABLE waits only for the
+  // transactions that use signal_log at that moment).
+  auto result = on_reader(detail::kOpRetention, [&](PgConnection& c) -> Result<RetentionResult> {
+    RetentionResult out;
+    auto days = load_partitions(c);
+    if (!days) return days.error();
+    for (std::int64_t day : *days) {
+      if ((day + 1) * detail::kMicrosPerDay > cutoff) break;
+      auto dropped = c.transaction([&]() -> Result<void> {
+        if (auto l = c.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kPartitionLock)); !l) {
+          return l.error();
+        }
+        if (auto d = c.exec("DROP TABLE IF EXISTS " + partition_name(day)); !d) return d.error();
+        return {};
+      });
+      if (!dropped) return dropped.error();
+      {
+        std::lock_guard lock(partitions_mutex_);
+        partitions_.erase(day);
+      }
+      ++out.partitions_dropped;
+      metrics_.partitions_dropped.inc();
+      log().info("retention dropped signal_log partition {}", partition_name(day));
+    }
+    // The remainder: the part of the cutoff's day before it, and the default partition.
+    auto deleted = c.transaction([&]() -> Result<std::uint64_t> {
+      if (auto t = c.exec(fmt::format("SET LOCAL statement_timeout = '{}'",
+                                      kRetentionStatementTimeout));
+          !t) {
+        return t.error();
+      }
+      auto d = c.exec("DELETE FROM signal_log WHERE ts < $1", Params().i64(cutoff));
+      if (!d) return d.error();
+      return static_cast<std::uint64_t>(affected(*d));
+    });
+    if (!deleted) return deleted.error();
+    out.rows_deleted = *deleted;
+    metrics_.rows_deleted.inc(*deleted);
+    return out;
+  });
+  return result;
+}
+
+Result<std::uint64_t> PostgresDatabase::delete_events_before(Timestamp cutoff) {
+  return on_reader(detail::kOpRetention, [&](PgConnection& c) -> Result<std::uint64_t> {
+    return c.transaction([&]() -> Result<std::uint64_t> {
+      std::uint64_t n = 0;
+      for (const char* sql : {"DELETE FROM dead_letters WHERE received_at < $1",
+                              "DELETE FROM connectivity_events WHERE received_at < $1",
+                              "DELETE FROM vehicle_errors WHERE received_at < $1",
+                              "DELETE FROM alerts WHERE ended_at IS NOT NULL AND ended_at < $1"}) {
+        auto r = c.exec(sql, Params().i64(cutoff));
+        if (!r) return detail::failed(r.error());
+        n += affected(*r);
+      }
+      metrics_.rows_deleted.inc(n);
+      return n;
+    });
+  });
+}
+
+Result<Vehicle> PostgresDatabase::upsert_vehicle(const Vehicle& vehicle) {
+  if (vehicle.vin.empty()) return make_error_code(errc::invalid_argument);
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<Vehicle> {
+    auto r = c.exec(
+        "INSERT INTO vehicles (vin, name, source, created_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (vin) DO UPDATE SET "
+        "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE vehicles.name END, "
+        "source = excluded.source RETURNING vin, name, source, created_at",
+        Params()
+            .text(vehicle.vin)
+            .text(vehicle.name)
+            .text(vehicle_source_name(vehicle.source))
+            .i64(vehicle.created_at));
+    if (!r) return detail::failed(r.error());
+    if (PQntuples(r->get()) != 1) return make_error_code(errc::query_failed);
+    return read_vehicle(Row(r->get(), 0));
+  });
+}
+
+Result<bool> PostgresDatabase::delete_vehicle(std::string_view vin) {
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<bool> {
+    auto r = c.exec("DELETE FROM vehicles WHERE vin = $1", Params().text(vin));
+    if (!r) return detail::failed(r.error());
+    return affected(*r) > 0;
+  });
+}
+
+Result<std::size_t> PostgresDatabase::upsert_fleet_errors(std::span<const FleetError> errors) {
+  if (errors.empty()) return std::size_t{0};
+  // One entry per key (the last wins), as ON CONFLICT DO UPDATE requires.
+  std::vector<const FleetError*> unique;
+  std::map<std::tuple<std::string_view, std::string_view, Timestamp, std::string_view>,
+           std::size_t>
+      index;
+  for (const FleetError& e : errors) {
+    auto [it, fresh] = index.try_emplace({e.vin, e.error_name, e.created_at, e.error}, unique.size());
+    if (fresh) {
+      unique.push_back(&e);
+    } else {
+      unique[it->second] = &e;
+    }
+  }
+  ArrayText vin, error_name, error, created, name, txid, raw, fetched;
+  for (const FleetError* e : unique) {
+    vin.text(e->vin);
+    error_name.text(e->error_name);
+    error.text(e->error);
+    created.i64(e->created_at);
+    name.text(e->name);
+    txid.text(e->txid);
+    raw.text(e->raw_json);
+    fetched.i64(e->fetched_at);
+  }
+  auto n = on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<std::size_t> {
+    auto r = c.exec(
+        "INSERT INTO fleet_telemetry_errors (vin, error_name, error, created_at, name, txid, "
+        "raw_json, fetched_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::int8[], $5::text[], $6::text[], $7::text[], $8::int8[]) "
+        "ON CONFLICT (vin, error_name, created_at, md5(error)) DO UPDATE SET "
+        "name = excluded.name, txid = excluded.txid, raw_json = excluded.raw_json, "
+        "fetched_at = excluded.fetched_at",
+        Params()
+            .text(vin.done())
+            .text(error_name.done())
+            .text(error.done())
+            .text(created.done())
+            .text(name.done())
+            .text(txid.done())
+            .text(raw.done())
+            .text(fetched.done()));
+    if (!r) return detail::failed(r.error());
+    return affected(*r);
+  });
+  if (n) metrics_.rows_written.with({"fleet_telemetry_errors"}).inc(*n);
+  return n;
+}
+
+Result<void> PostgresDatabase::replace_error_vins(std::span<const std::string> vins,
+                                                  Timestamp now) {
+  ArrayText list;
+  for (const std::string& v : vins) list.text(v);
+  const std::string array = list.done();
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<void> {
+    return c.transaction([&]() -> Result<void> {
+      auto up = c.exec(
+          "INSERT INTO fleet_telemetry_error_vins (vin, active, first_seen_at, last_seen_at, "
+          "resolved_at) SELECT DISTINCT v, true, $2::int8, $2::int8, NULL::int8 FROM "
+          "unnest($1::text[]) AS v ON CONFLICT (vin) DO UPDATE SET active = true, "
+          "last_seen_at = excluded.last_seen_at, resolved_at = NULL",
+          Params().text(array).i64(now));
+      if (!up) return up.error();
+      auto down = c.exec(
+          "UPDATE fleet_telemetry_error_vins SET active = false, resolved_at = $2 "
+          "WHERE active AND vin <> ALL ($1::text[])",
+          Params().text(array).i64(now));
+      if (!down) return down.error();
+      return {};
+    });
+  });
+}
+
+Result<ApiToken> PostgresDatabase::create_token(std::string_view name, std::string_view sha256_hex,
+                                                Timestamp created_at) {
+  const std::optional<std::string> hash = normalized_sha256(sha256_hex);
+  if (!hash) return make_error_code(errc::invalid_argument);
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<ApiToken> {
+    auto r = c.exec(
+        "INSERT INTO api_tokens (name, token_sha256, created_at) VALUES ($1, $2, $3) "
+        "RETURNING id, name, token_sha256, created_at, last_used_at",
+        Params().text(name).text(*hash).i64(created_at));
+    if (!r) return detail::failed(r.error());
+    return read_token(Row(r->get(), 0));
+  });
+}
+
+Result<bool> PostgresDatabase::touch_token(std::int64_t id, Timestamp used_at) {
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<bool> {
+    auto r = c.exec("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
+                    Params().i64(id).i64(used_at));
+    if (!r) return detail::failed(r.error());
+    return affected(*r) > 0;
+  });
+}
+
+Result<bool> PostgresDatabase::delete_token(std::int64_t id) {
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<bool> {
+    auto r = c.exec("DELETE FROM api_tokens WHERE id = $1", Params().i64(id));
+    if (!r) return detail::failed(r.error());
+    return affected(*r) > 0;
+  });
+}
+
+Result<void> PostgresDatabase::set_setting(std::string_view key, std::string_view value) {
+  return on_writer(detail::kOpWrite, [&](PgConnection& c) -> Result<void> {
+    auto r = c.exec(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) "
+        "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        Params().text(key).text(value).i64(signal::now()));
+    if (!r) return detail::failed(r.error());
+    return {};
+  });
+}
+
+// ---- reads ----------------------------------------------------------------------------------
+
+Result<int> PostgresDatabase::schema_version() {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<int> {
+    auto r = c.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!r) return detail::failed(r.error());
+    return static_cast<int>(Row(r->get(), 0).i64(0));
+  });
+}
+
+Result<SignalPage> PostgresDatabase::query_signals(const SignalQuery& query) {
+  if (query.vin.empty()) return make_error_code(errc::invalid_argument);
+  const std::size_t limit = detail::clamp_limit(query.limit);
+  Timestamp lower = query.from.value_or(kMinTs);
+  if (query.after) lower = std::max(lower, query.after->ts);
+  const Timestamp upper = query.to.value_or(kMaxTs);
+  Params p;
+  p.text(query.vin);
+  std::string sql = "SELECT " + kSignalColumns + " FROM signal_log WHERE vin = $1";
+  int n = 1;
+  if (query.name) {
+    p.text(*query.name);
+    sql += fmt::format(" AND name = ${}", ++n);
+  }
+  p.i64(lower).i64(upper);
+  sql += fmt::format(" AND ts >= ${} AND ts < ${}", n + 1, n + 2);
+  n += 2;
+  if (query.after) {
+    p.i64(query.after->ts).text(query.after->name);
+    sql += fmt::format(" AND (ts > ${} OR name > ${})", n + 1, n + 2);
+    n += 2;
+  }
+  p.i64(static_cast<std::int64_t>(limit + 1));
+  sql += fmt::format(" ORDER BY ts, name LIMIT ${}", n + 1);
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<SignalPage> {
+    auto r = c.exec(sql, p);
+    if (!r) return detail::failed(r.error());
+    SignalPage page;
+    page.rows = collect<Signal>(*r, read_signal);
+    if (page.rows.size() > limit) {
+      page.rows.resize(limit);
+      page.next = SignalCursor{page.rows.back().ts, page.rows.back().name};
+    }
+    return page;
+  });
+}
+
+Result<std::vector<Signal>> PostgresDatabase::latest_signals(std::optional<std::string_view> vin) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<Signal>> {
+    // A loose index scan over the primary key (vin, name, ts): per series, one probe for the next
+    // (vin, name) and one for its newest row. REPEATABLE READ: one snapshot for all of them.
+    return c.transaction([&]() -> Result<std::vector<Signal>> {
+      if (auto t = c.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"); !t) {
+        return t.error();
+      }
+      std::vector<Signal> out;
+      std::optional<std::pair<std::string, std::string>> key;
+      {
+        auto r = vin ? c.exec("SELECT vin, name FROM signal_log WHERE vin = $1 ORDER BY name "
+                              "LIMIT 1",
+                              Params().text(*vin))
+                     : c.exec("SELECT vin, name FROM signal_log ORDER BY vin, name LIMIT 1");
+        if (!r) return detail::failed(r.error());
+        if (PQntuples(r->get()) == 1) key.emplace(Row(r->get(), 0).text(0), Row(r->get(), 0).text(1));
+      }
+      while (key) {
+        {
+          auto r = c.exec("SELECT " + kSignalColumns +
+                              " FROM signal_log WHERE vin = $1 AND name = $2 ORDER BY ts DESC "
+                              "LIMIT 1",
+                          Params().text(key->first).text(key->second));
+          if (!r) return detail::failed(r.error());
+          if (PQntuples(r->get()) == 1) out.push_back(read_signal(Row(r->get(), 0)));
+        }
+        std::optional<std::pair<std::string, std::string>> next;
+        {
+          auto r = c.exec(
+              "SELECT name FROM signal_log WHERE vin = $1 AND name > $2 ORDER BY name LIMIT 1",
+              Params().text(key->first).text(key->second));
+          if (!r) return detail::failed(r.error());
+          if (PQntuples(r->get()) == 1) next.emplace(key->first, Row(r->get(), 0).text(0));
+        }
+        if (!next && !vin) {
+          auto r = c.exec(
+              "SELECT vin, name FROM signal_log WHERE vin > $1 ORDER BY vin, name LIMIT 1",
+              Params().text(key->first));
+          if (!r) return detail::failed(r.error());
+          if (PQntuples(r->get()) == 1) {
+            next.emplace(Row(r->get(), 0).text(0), Row(r->get(), 0).text(1));
+          }
+        }
+        key = std::move(next);
+      }
+      return out;
+    });
+  });
+}
+
+Result<std::vector<DeadLetter>> PostgresDatabase::list_dead_letters(
+    std::size_t offset, std::size_t limit, std::optional<std::string_view> vin) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<DeadLetter>> {
+    Params p;
+    p.i64(static_cast<std::int64_t>(detail::clamp_limit(limit)))
+        .i64(static_cast<std::int64_t>(offset));
+    if (vin) p.text(*vin);
+    auto r = c.exec(std::string("SELECT id, received_at, topic, vin, reason, payload FROM "
+                                "dead_letters") +
+                        (vin ? " WHERE vin = $3" : "") + " ORDER BY id DESC LIMIT $1 OFFSET $2",
+                    p);
+    if (!r) return detail::failed(r.error());
+    return collect<DeadLetter>(*r, [](const Row& row) {
+      return DeadLetter{.id = row.i64(0),
+                        .received_at = row.i64(1),
+                        .topic = row.text(2),
+                        .vin = row.text(3),
+                        .reason = row.text(4),
+                        .payload = row.bytea(5)};
+    });
+  });
+}
+
+Result<std::uint64_t> PostgresDatabase::count_dead_letters(std::optional<std::string_view> vin) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::uint64_t> {
+    auto r = vin ? c.exec("SELECT COUNT(*) FROM dead_letters WHERE vin = $1", Params().text(*vin))
+                 : c.exec("SELECT COUNT(*) FROM dead_letters");
+    if (!r) return detail::failed(r.error());
+    return static_cast<std::uint64_t>(Row(r->get(), 0).i64(0));
+  });
+}
+
+Result<std::optional<Vehicle>> PostgresDatabase::get_vehicle(std::string_view vin) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::optional<Vehicle>> {
+    auto r = c.exec("SELECT vin, name, source, created_at FROM vehicles WHERE vin = $1",
+                    Params().text(vin));
+    if (!r) return detail::failed(r.error());
+    if (PQntuples(r->get()) == 0) return std::optional<Vehicle>();
+    return std::optional<Vehicle>(read_vehicle(Row(r->get(), 0)));
+  });
+}
+
+Result<std::vector<Vehicle>> PostgresDatabase::list_vehicles() {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<Vehicle>> {
+    auto r = c.exec("SELECT vin, name, source, created_at FROM vehicles ORDER BY vin COLLATE \"C\"");
+    if (!r) return detail::failed(r.error());
+    return collect<Vehicle>(*r, read_vehicle);
+  });
+}
+
+Result<std::vector<Alert>> PostgresDatabase::list_alerts(std::string_view vin, std::size_t limit,
+                                                         std::size_t offset) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<Alert>> {
+    auto r = c.exec(
+        "SELECT vin, name, started_at, ended_at, audiences, received_at FROM alerts WHERE vin = $1 "
+        "ORDER BY started_at DESC, name COLLATE \"C\" LIMIT $2 OFFSET $3",
+        Params()
+            .text(vin)
+            .i64(static_cast<std::int64_t>(detail::clamp_limit(limit)))
+            .i64(static_cast<std::int64_t>(offset)));
+    if (!r) return detail::failed(r.error());
+    return collect<Alert>(*r, [](const Row& row) {
+      return Alert{.vin = row.text(0),
+                   .name = row.text(1),
+                   .started_at = row.i64(2),
+                   .ended_at = row.opt_i64(3),
+                   .audiences_json = row.text(4),
+                   .received_at = row.i64(5)};
+    });
+  });
+}
+
+Result<std::vector<ConnectivityEvent>> PostgresDatabase::list_connectivity(std::string_view vin,
+                                                                           std::size_t limit,
+                                                                           std::size_t offset) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<ConnectivityEvent>> {
+    auto r = c.exec(
+        "SELECT vin, connection_id, status, network_interface, ts, received_at FROM "
+        "connectivity_events WHERE vin = $1 ORDER BY ts DESC, id DESC LIMIT $2 OFFSET $3",
+        Params()
+            .text(vin)
+            .i64(static_cast<std::int64_t>(detail::clamp_limit(limit)))
+            .i64(static_cast<std::int64_t>(offset)));
+    if (!r) return detail::failed(r.error());
+    return collect<ConnectivityEvent>(*r, [](const Row& row) {
+      return ConnectivityEvent{.vin = row.text(0),
+                               .connection_id = row.text(1),
+                               .status = row.text(2),
+                               .network_interface = row.text(3),
+                               .ts = row.i64(4),
+                               .received_at = row.i64(5)};
+    });
+  });
+}
+
+Result<std::vector<VehicleError>> PostgresDatabase::list_vehicle_errors(std::string_view vin,
+                                                                        std::size_t limit,
+                                                                        std::size_t offset) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<VehicleError>> {
+    auto r = c.exec(
+        "SELECT vin, name, body, tags, created_at, received_at FROM vehicle_errors WHERE vin = $1 "
+        "ORDER BY created_at DESC, received_at DESC, id DESC LIMIT $2 OFFSET $3",
+        Params()
+            .text(vin)
+            .i64(static_cast<std::int64_t>(detail::clamp_limit(limit)))
+            .i64(static_cast<std::int64_t>(offset)));
+    if (!r) return detail::failed(r.error());
+    return collect<VehicleError>(*r, [](const Row& row) {
+      return VehicleError{.vin = row.text(0),
+                          .name = row.text(1),
+                          .body = row.text(2),
+                          .tags_json = row.text(3),
+                          .created_at = row.i64(4),
+                          .received_at = row.i64(5)};
+    });
+  });
+}
+
+Result<std::vector<FleetError>> PostgresDatabase::list_fleet_errors(
+    std::optional<std::string_view> vin, std::size_t limit, std::size_t offset) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<FleetError>> {
+    Params p;
+    p.i64(static_cast<std::int64_t>(detail::clamp_limit(limit)))
+        .i64(static_cast<std::int64_t>(offset));
+    if (vin) p.text(*vin);
+    auto r = c.exec(std::string("SELECT id, vin, error_name, error, created_at, name, txid, "
+                                "raw_json, fetched_at FROM fleet_telemetry_errors") +
+                        (vin ? " WHERE vin = $3" : "") +
+                        " ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+                    p);
+    if (!r) return detail::failed(r.error());
+    return collect<FleetError>(*r, [](const Row& row) {
+      return FleetError{.id = row.i64(0),
+                        .vin = row.text(1),
+                        .error_name = row.text(2),
+                        .error = row.text(3),
+                        .created_at = row.i64(4),
+                        .name = row.text(5),
+                        .txid = row.text(6),
+                        .raw_json = row.text(7),
+                        .fetched_at = row.i64(8)};
+    });
+  });
+}
+
+Result<std::vector<ErrorVin>> PostgresDatabase::list_error_vins(bool active_only) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<ErrorVin>> {
+    auto r = c.exec(std::string("SELECT vin, active, first_seen_at, last_seen_at, resolved_at FROM "
+                                "fleet_telemetry_error_vins") +
+                    (active_only ? " WHERE active" : "") +
+                    " ORDER BY last_seen_at DESC, vin COLLATE \"C\"");
+    if (!r) return detail::failed(r.error());
+    return collect<ErrorVin>(*r, [](const Row& row) {
+      return ErrorVin{.vin = row.text(0),
+                      .active = row.boolean(1),
+                      .first_seen_at = row.i64(2),
+                      .last_seen_at = row.i64(3),
+                      .resolved_at = row.opt_i64(4)};
+    });
+  });
+}
+
+Result<std::optional<ApiToken>> PostgresDatabase::find_token(std::string_view sha256_hex) {
+  const std::optional<std::string> hash = normalized_sha256(sha256_hex);
+  if (!hash) return std::optional<ApiToken>();
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::optional<ApiToken>> {
+    auto r = c.exec(
+        "SELECT id, name, token_sha256, created_at, last_used_at FROM api_tokens "
+        "WHERE token_sha256 = $1",
+        Params().text(*hash));
+    if (!r) return detail::failed(r.error());
+    if (PQntuples(r->get()) == 0) return std::optional<ApiToken>();
+    return std::optional<ApiToken>(read_token(Row(r->get(), 0)));
+  });
+}
+
+Result<std::vector<ApiToken>> PostgresDatabase::list_tokens() {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<ApiToken>> {
+    auto r = c.exec(
+        "SELECT id, name, token_sha256, created_at, last_used_at FROM api_tokens ORDER BY id");
+    if (!r) return detail::failed(r.error());
+    return collect<ApiToken>(*r, read_token);
+  });
+}
+
+Result<std::optional<std::string>> PostgresDatabase::get_setting(std::string_view key) {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::optional<std::string>> {
+    auto r = c.exec("SELECT value FROM settings WHERE key = $1", Params().text(key));
+    if (!r) return detail::failed(r.error());
+    if (PQntuples(r->get()) == 0) return std::optional<std::string>();
+    return std::optional<std::string>(Row(r->get(), 0).text(0));
+  });
+}
+
+// ---- test hooks -----------------------------------------------------------------------------
+
+Result<std::vector<std::int64_t>> PostgresDatabase::partition_days() {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) { return load_partitions(c); });
+}
+
+Result<void> PostgresDatabase::create_partition_now(std::int64_t day) {
+  return on_writer(detail::kOpWrite,
+                   [&](PgConnection& c) -> Result<void> { return create_partition(c, day); });
+}
+
+Result<std::uint64_t> PostgresDatabase::default_partition_rows() {
+  return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::uint64_t> {
+    auto r = c.exec("SELECT COUNT(*) FROM signal_log_default");
+    if (!r) return detail::failed(r.error());
+    return static_cast<std::uint64_t>(Row(r->get(), 0).i64(0));
+  });
+}
+
+PostgresDatabase* as_postgres(Database& db) { return dynamic_cast<PostgresDatabase*>(&db); }
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> open_postgres(const PostgresOptions& options) {
+  std::unique_ptr<core::MetricsRegistry> own;
+  if (options.metrics == nullptr) own = std::make_unique<core::MetricsRegistry>();
+  auto db = std::make_unique<PostgresDatabase>(options, std::move(own));
+  if (auto r = db->init(); !r) return detail::failed(r.error());
+  return std::unique_ptr<Database>(std::move(db));
+}
+
+Result<std::vector<std::int64_t>> partition_days_for_test(Database& db) {
+  PostgresDatabase* pg = as_postgres(db);
+  if (pg == nullptr) return make_error_code(errc::invalid_argument);
+  return pg->partition_days();
+}
+
+Result<void> create_partition_for_test(Database& db, std::int64_t day) {
+  PostgresDatabase* pg = as_postgres(db);
+  if (pg == nullptr) return make_error_code(errc::invalid_argument);
+  return pg->create_partition_now(day);
+}
+
+Result<std::uint64_t> default_partition_rows_for_test(Database& db) {
+  PostgresDatabase* pg = as_postgres(db);
+  if (pg == nullptr) return make_error_code(errc::invalid_argument);
+  return pg->default_partition_rows();
+}
+
+}  // namespace ts::storage::postgres

@@ -1,0 +1,43 @@
+#pragma once
+/// The PostgreSQL backend of Database (see database.hpp for the contract; docs/storage.md for the
+/// schema, partitions and timeouts), on libpq. One writer connection behind a mutex and a pool of
+/// reader connections; each reconnects on the next call after the server was lost. signal_log is
+/// range-partitioned by day on ts (bigint µs) with a default partition as a safety net; batches
+/// go in with COPY into a temporary staging table and one INSERT … ON CONFLICT DO NOTHING.
+/// Use open_database(); open_postgres is the backend's own entry point.
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/metrics.hpp"
+#include "core/result.hpp"
+#include "storage/database.hpp"
+#include "storage/detail.hpp"
+
+namespace ts::storage::postgres {
+
+struct PostgresOptions {
+  std::string url;  ///< libpq URI (postgresql://…)
+  std::size_t readers = 2;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds statement_timeout{30'000};
+  int migrate_to_version = 0;  ///< 0: all migrations
+  core::MetricsRegistry* metrics = nullptr;
+};
+
+Result<std::unique_ptr<Database>> open_postgres(const PostgresOptions& options);
+
+/// The schema, in order (migrations.cpp).
+std::span<const detail::Migration> migrations();
+
+/// Tests only (invalid_argument for a non-PostgreSQL Database): the days that have a
+/// signal_log partition (catalog), creating one now (moving its rows out of the default
+/// partition), and the number of rows in the default partition.
+Result<std::vector<std::int64_t>> partition_days_for_test(Database& db);
+Result<void> create_partition_for_test(Database& db, std::int64_t day);
+Result<std::uint64_t> default_partition_rows_for_test(Database& db);
+
+}  // namespace ts::storage::postgres
