@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   tsctl::register_decode(app);
   tsctl::register_dev_ca(app);
   tsctl::register_check_server(app);
+  tsctl::register_keygen(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

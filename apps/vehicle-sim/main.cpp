@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vehicle-sim - simulated Tesla vehicles for TeslaSync Telemetry"};
   app.require_subcommand(1);
   ts::vehicle_sim::register_run(app);
+  ts::vehicle_sim::register_fleet_api(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

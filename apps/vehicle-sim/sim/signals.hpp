@@ -89,6 +89,10 @@ class SignalGenerator {
   /// 1000 steps per call: very large jumps use coarser steps).
   void advance(double dt_s);
 
+  /// Switches to `mode` now, as if the current one had just ended (a new duration is drawn).
+  /// For the Fleet API stand-in's controls (`vehicle-sim fleet-api`, `/sim/vehicles/{vin}/mode`).
+  void set_mode(Mode mode) { enter(mode); }
+
   /// Makes `out` the record of the first `datums` fields of the catalogue (clamped to the
   /// catalogue's size) and `created_at`, reusing the message's allocations: pass the same
   /// Payload for every record. `vin` is left empty: the server takes it from the certificate
