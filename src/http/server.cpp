@@ -126,8 +126,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   }
 
   // Serves a stream route. Returns the response to send instead when the stream did not start
-  // (auth, key or snapshot refused, pool full, stopping); nullopt once the stream has run (the
-  // connection is then finished).
+  // (auth, key or snapshot refused, pool full, stopping); nullopt once the stream was handed to
+  // its own coroutine (this connection's HTTP part is then finished).
   asio::awaitable<std::optional<Response>> serve_stream(beast::tcp_stream& stream,
                                                         const Router::Route& route, Request& req) {
     auto opened = co_await run(route, [&] { return router->open_stream(route, req); });
@@ -139,16 +139,15 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
                                                    std::get<std::string>(std::move(*opened)),
                                                    options.sse, req.remote);
     auto attached = session->attach(last_event_id(req));
+    // Registered from here on, so stop() reaches it even while its snapshot is being taken.
     sessions.insert(session.get());
     ++streams;
-    struct Unregister {
-      State& s;
-      StreamSession* session;
-      ~Unregister() {
-        s.sessions.erase(session);
-        --s.streams;
-      }
-    } unregister{*this, session.get()};
+    auto refuse = [&](Response r) {
+      session->detach();
+      sessions.erase(session.get());
+      --streams;
+      return r;
+    };
 
     std::vector<EncodedEventPtr> initial;
     if (attached.resumed) {
@@ -157,18 +156,32 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       // After attach, so nothing published meanwhile is lost: it is queued behind the snapshot
       // (and may repeat what the snapshot already shows).
       auto snap = co_await run(route, [&] { return Router::take_snapshot(route, req); });
-      if (!snap) {
-        session->detach();
-        co_return error_response(errc::unavailable, "too many requests in progress");
-      }
-      if (auto* refused = std::get_if<Response>(&*snap)) {
-        session->detach();
-        co_return std::move(*refused);
-      }
+      if (!snap) co_return refuse(error_response(errc::unavailable, "too many requests in progress"));
+      if (auto* refused = std::get_if<Response>(&*snap)) co_return refuse(std::move(*refused));
       initial = StreamSession::snapshot_frames(std::get<std::vector<Event>>(*snap), attached.position);
     }
-    co_await session->run(stream.release_socket(), std::move(initial));
+    // The stream outlives this HTTP coroutine, whose frame (parser, tcp_stream, request) would
+    // otherwise stay allocated for as long as the browser keeps the page open.
+    ++connections;
+    asio::co_spawn(io, run_stream(shared_from_this(), std::move(session), stream.release_socket(),
+                                  std::move(initial)),
+                   asio::detached);
     co_return std::nullopt;
+  }
+
+  static asio::awaitable<void> run_stream(std::shared_ptr<State> self,
+                                          std::shared_ptr<StreamSession> session, tcp::socket socket,
+                                          std::vector<EncodedEventPtr> initial) {
+    struct Unregister {
+      State& s;
+      StreamSession* session;
+      ~Unregister() {
+        s.sessions.erase(session);
+        --s.streams;
+        --s.connections;
+      }
+    } unregister{*self, session.get()};
+    co_await session->run(std::move(socket), std::move(initial));
   }
 
   asio::awaitable<void> serve(tcp::socket socket) {
@@ -197,8 +210,10 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     } forget{*this, &conn};
 
     beast::flat_buffer buffer;
+    // In an optional so a request that becomes a long-lived stream can free it (and the buffer).
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser_slot;
     while (!stopped) {
-      bhttp::request_parser<bhttp::string_body> parser;
+      auto& parser = parser_slot.emplace();
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
       parser.body_limit(options.body_limit);
       stream.expires_after(options.idle_timeout);
@@ -252,8 +267,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       } else if (match.route->sse && is_head) {
         res = Response{200, "text/event-stream", {}, {{"Cache-Control", "no-cache"}}};
       } else if (match.route->sse) {
+        // A stream keeps this frame alive for hours: drop the parser and read buffer first.
+        parser_slot.reset();
+        buffer.clear();
+        buffer.shrink_to_fit();
         auto refused = co_await serve_stream(stream, *match.route, req);
-        if (!refused) co_return;  // the stream ran; the socket is gone
+        if (!refused) co_return;  // the stream runs on; the socket is gone
         res = std::move(*refused);
       } else {
         auto answered = co_await run(*match.route, [&] { return router->call(*match.route, req); });

@@ -115,6 +115,7 @@ struct EventHub::Shard : std::enable_shared_from_this<EventHub::Shard> {
   std::size_t subscribers = 0;  // guarded by EventHub::mutex_
   // key -> subscribers; only touched on the executor's thread
   std::unordered_map<std::string, std::vector<Subscriber*>> local;
+  std::vector<Subscriber*> flush_list;  // scratch for drain()
 
   explicit Shard(asio::any_io_executor ex) : executor(std::move(ex)), context(context_of(executor)) {}
 
@@ -141,15 +142,23 @@ struct EventHub::Shard : std::enable_shared_from_this<EventHub::Shard> {
       more = !inbox.empty();
       if (!more) drain_posted = false;
     }
+    // Subscribers never detach from inside deliver() or flush(), so the vectors are stable here.
+    auto* all = [&]() -> std::vector<Subscriber*>* {
+      auto it = local.find(std::string());
+      return it == local.end() ? nullptr : &it->second;
+    }();
     for (std::size_t i = 0; i < n; ++i) {
       const auto& e = batch[i];
-      // Subscribers never detach from inside deliver(), so the vectors are stable here.
-      if (auto all = local.find(std::string()); all != local.end())
-        for (auto* s : all->second) s->deliver(e);
+      if (all)
+        for (auto* s : *all)
+          if (s->deliver(e)) flush_list.push_back(s);
       if (!e->key.empty())
         if (auto keyed = local.find(e->key); keyed != local.end())
-          for (auto* s : keyed->second) s->deliver(e);
+          for (auto* s : keyed->second)
+            if (s->deliver(e)) flush_list.push_back(s);
     }
+    for (auto* s : flush_list) s->flush();
+    flush_list.clear();
     if (more) asio::post(executor, [self = shared_from_this()] { self->drain(); });
   }
 };

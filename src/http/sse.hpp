@@ -110,10 +110,14 @@ class EventHub : public std::enable_shared_from_this<EventHub> {
 
   // ---- For http::Server's stream sessions (not needed by publishers) ----
 
-  /// Receives encoded events on the executor it attached with, in id order.
+  /// Receives encoded events on the executor it attached with, in id order. The shard hands
+  /// over events in batches: `deliver` for each event (true = "call my flush() after this
+  /// batch", at most once per batch), then `flush` for those that asked, so a subscriber can
+  /// write a whole batch with one system call. Neither may detach.
   class Subscriber {
    public:
-    virtual void deliver(const EncodedEventPtr& event) = 0;
+    virtual bool deliver(const EncodedEventPtr& event) = 0;
+    virtual void flush() = 0;
 
    protected:
     ~Subscriber() = default;

@@ -105,16 +105,68 @@ std::vector<EncodedEventPtr> StreamSession::snapshot_frames(const std::vector<Ev
   return out;
 }
 
-void StreamSession::deliver(const EncodedEventPtr& event) {
-  if (phase_ != Phase::Open || event->id <= position_) return;
-  if (live_.size() + 1 > options_.client_max_events ||
+bool StreamSession::deliver(const EncodedEventPtr& event) {
+  if (phase_ != Phase::Open || event->id <= position_) return false;
+  if (live_count() + 1 > options_.client_max_events ||
       live_bytes_ + event->bytes.size() > options_.client_max_bytes) {
     overflow();
-    return;
+    return false;
   }
   live_bytes_ += event->bytes.size();
   live_.push_back(event);
-  wake();
+  if (flush_requested_) return false;
+  flush_requested_ = true;
+  return true;
+}
+
+void StreamSession::flush() {
+  flush_requested_ = false;
+  if (phase_ != Phase::Open || live_count() == 0) return;
+  if (!waiting_) return;  // the writer is busy (or not started) and takes the queue next
+  // The writer is parked: send what the drain queued right here with one non-blocking writev
+  // instead of waking it (no timer cancel, no coroutine resume). What the socket does not take
+  // is left for the writer.
+  buffers_.clear();
+  std::size_t bytes = 0;
+  for (std::size_t i = live_head_; i < live_.size() && buffers_.size() < kMaxBatchFrames && bytes < kMaxBatchBytes; ++i) {
+    buffers_.emplace_back(asio::buffer(live_[i]->bytes));
+    bytes += live_[i]->bytes.size();
+  }
+  boost::system::error_code ec;
+  std::size_t n = socket_.write_some(buffers_, ec);
+  buffers_.clear();
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+    phase_ = Phase::Closed;  // the peer is gone
+    close_socket();
+    return;
+  }
+  std::uint64_t events = 0;
+  while (n > 0) {
+    auto& f = live_[live_head_];
+    if (n < f->bytes.size()) {
+      // Partly sent: the rest goes first next time.
+      auto rest = std::make_shared<EncodedEvent>();
+      rest->id = f->id;
+      rest->control = true;  // counted below, with the part that was sent
+      rest->bytes = f->bytes.substr(n);
+      live_bytes_ -= n;
+      events += f->control ? 0 : 1;
+      f = std::move(rest);
+      break;
+    }
+    n -= f->bytes.size();
+    live_bytes_ -= f->bytes.size();
+    events += f->control ? 0 : 1;
+    f.reset();
+    ++live_head_;
+  }
+  if (events) hub_->metrics().sent.inc(events);
+  if (live_count() == 0) {
+    clear_live();
+    last_write_ = Clock::now();
+  } else {
+    wake();
+  }
 }
 
 void StreamSession::overflow() {
@@ -122,8 +174,7 @@ void StreamSession::overflow() {
   // it within close_grace) and close. It reconnects with Last-Event-ID and catches up from the
   // ring or a snapshot.
   phase_ = Phase::Closing;
-  live_.clear();
-  live_bytes_ = 0;
+  clear_live();
   final_ = slow_consumer_frame();
   close_deadline_ = Clock::now() + options_.close_grace;
   hub_->note_slow_disconnect(remote_);
@@ -181,6 +232,14 @@ void StreamSession::start_read() {
                           });
 }
 
+void StreamSession::clear_live() {
+  live_.clear();
+  live_head_ = 0;
+  live_bytes_ = 0;
+  // Bursts leave capacity behind; an idle stream should not keep it.
+  if (live_.capacity() > 64) live_.shrink_to_fit();
+}
+
 bool StreamSession::gather() {
   std::size_t bytes = 0;
   for (auto& f : initial_) {
@@ -188,18 +247,18 @@ bool StreamSession::gather() {
     inflight_.push_back(std::move(f));
   }
   initial_.clear();
-  while (!live_.empty() && inflight_.size() < kMaxBatchFrames && bytes < kMaxBatchBytes) {
-    auto& f = live_.front();
+  while (live_head_ < live_.size() && inflight_.size() < kMaxBatchFrames && bytes < kMaxBatchBytes) {
+    auto& f = live_[live_head_++];
     bytes += f->bytes.size();
     live_bytes_ -= f->bytes.size();
     inflight_.push_back(std::move(f));
-    live_.pop_front();
   }
+  if (live_head_ == live_.size()) clear_live();
   if (heartbeat_due_) {
     heartbeat_due_ = false;
     if (inflight_.empty()) inflight_.push_back(options_.heartbeat_event ? event_heartbeat() : comment_heartbeat());
   }
-  if (final_ && live_.empty() && inflight_.size() < kMaxBatchFrames) {
+  if (final_ && live_count() == 0 && inflight_.size() < kMaxBatchFrames) {
     inflight_.push_back(std::move(final_));
     final_.reset();
     final_in_batch_ = true;
@@ -212,6 +271,8 @@ bool StreamSession::gather() {
 asio::awaitable<void> StreamSession::run(tcp::socket socket, std::vector<EncodedEventPtr> initial) {
   auto self = shared_from_this();
   socket_ = std::move(socket);
+  boost::system::error_code nb;
+  socket_.non_blocking(true, nb);  // synchronous sends from deliver() must never block
   running_ = true;
   initial_.reserve(initial.size() + 1);
   initial_.push_back(header_frame(options_.retry));
@@ -237,11 +298,16 @@ asio::awaitable<void> StreamSession::run(tcp::socket socket, std::vector<Encoded
       continue;
     }
     if (phase_ != Phase::Open) break;
+    if (inflight_.capacity() > 8) {
+      // Idle from here on, perhaps for long: give back what the last burst's batch needed.
+      inflight_.shrink_to_fit();
+      buffers_.shrink_to_fit();
+    }
     waiting_ = true;
     wake_.expires_at(last_write_ + options_.heartbeat);
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     waiting_ = false;
-    if (!ec && phase_ == Phase::Open && live_.empty() &&
+    if (!ec && phase_ == Phase::Open && live_count() == 0 &&
         Clock::now() >= last_write_ + options_.heartbeat)
       heartbeat_due_ = true;
   }
@@ -249,7 +315,7 @@ asio::awaitable<void> StreamSession::run(tcp::socket socket, std::vector<Encoded
   close_socket();
   detach();
   running_ = false;
-  live_.clear();
+  clear_live();
 }
 
 }  // namespace ts::http::detail

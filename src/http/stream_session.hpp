@@ -11,7 +11,6 @@
 
 #include <array>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,7 +42,8 @@ class StreamSession final : public EventHub::Subscriber,
   /// Closes the socket if a write has stalled past its deadline.
   void sweep(Clock::time_point now);
 
-  void deliver(const EncodedEventPtr& event) override;
+  bool deliver(const EncodedEventPtr& event) override;
+  void flush() override;
 
   /// The frames a fresh stream starts with: `snapshot` (without ids) with `id: position` on the
   /// last one (or alone), so the browser resumes after `position` when it reconnects.
@@ -58,6 +58,8 @@ class StreamSession final : public EventHub::Subscriber,
   void close_socket();
   void start_read();
   void overflow();
+  std::size_t live_count() const { return live_.size() - live_head_; }
+  void clear_live();
 
   boost::asio::any_io_executor executor_;
   std::shared_ptr<EventHub> hub_;
@@ -74,19 +76,23 @@ class StreamSession final : public EventHub::Subscriber,
   bool writing_ = false;
   bool final_in_batch_ = false;
   bool heartbeat_due_ = false;
+  bool flush_requested_ = false;
   std::uint64_t position_ = 0;
   Clock::time_point write_started_{};
   Clock::time_point last_write_{};
   Clock::time_point close_deadline_{};
 
   std::vector<EncodedEventPtr> initial_;  // header + replay/snapshot, written before live events
-  std::deque<EncodedEventPtr> live_;
+  // Live queue: live_[live_head_..] not yet written. A vector (not a deque) so an idle stream
+  // holds no queue memory at all.
+  std::vector<EncodedEventPtr> live_;
+  std::size_t live_head_ = 0;
   std::size_t live_bytes_ = 0;
   EncodedEventPtr final_;  // disconnect/shutdown, written last
 
   std::vector<EncodedEventPtr> inflight_;
   std::vector<boost::asio::const_buffer> buffers_;
-  std::array<char, 512> read_buffer_{};
+  std::array<char, 64> read_buffer_{};  // EventSource sends nothing; just notice EOF
 };
 
 }  // namespace ts::http::detail

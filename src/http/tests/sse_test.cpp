@@ -49,7 +49,11 @@ TEST(SseEncoding, LastEventIdPrefersTheHeaderOverTheQuery) {
 
 struct Recorder final : EventHub::Subscriber {
   std::vector<std::uint64_t> ids;
-  void deliver(const EncodedEventPtr& e) override { ids.push_back(e->id); }
+  bool deliver(const EncodedEventPtr& e) override {
+    ids.push_back(e->id);
+    return false;
+  }
+  void flush() override {}
 };
 
 std::vector<std::uint64_t> ids_of(const std::vector<EncodedEventPtr>& v) {
