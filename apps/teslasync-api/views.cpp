@@ -113,7 +113,7 @@ std::string vehicle_update_json(std::string_view vin, const std::vector<signal::
   return out;
 }
 
-std::string alert_json(const signal::Alert& a) {
+std::string alert_json(const storage::Alert& a) {
   std::string out = "{\"vin\":";
   append_json_string(out, a.vin);
   out += ",\"name\":";
@@ -124,16 +124,12 @@ std::string alert_json(const signal::Alert& a) {
   append_time_or_null(out, a.ended_at);
   out += ",\"active\":";
   out += a.ended_at ? "false" : "true";
-  out += ",\"audiences\":[";
-  for (std::size_t i = 0; i < a.audiences.size(); ++i) {
-    if (i) out += ',';
-    append_json_string(out, a.audiences[i]);
-  }
-  out += "],\"received_at\":\"" + signal::format_time(a.received_at) + "\"}";
+  out += ",\"audiences\":" + a.audiences_json;
+  out += ",\"received_at\":\"" + signal::format_time(a.received_at) + "\"}";
   return out;
 }
 
-std::string connectivity_json(const signal::ConnectivityEvent& c) {
+std::string connectivity_json(const storage::ConnectivityEvent& c) {
   std::string out = "{\"vin\":";
   append_json_string(out, c.vin);
   out += ",\"connection_id\":";
@@ -145,7 +141,7 @@ std::string connectivity_json(const signal::ConnectivityEvent& c) {
   return out;
 }
 
-std::string vehicle_error_json(const signal::VehicleError& e) {
+std::string vehicle_error_json(const storage::VehicleError& e) {
   std::string out = "{\"vin\":";
   append_json_string(out, e.vin);
   out += ",\"name\":";
@@ -153,8 +149,105 @@ std::string vehicle_error_json(const signal::VehicleError& e) {
   out += ",\"body\":";
   append_json_string(out, e.body);
   out += ",\"tags\":" + e.tags_json + ",\"created_at\":";
-  append_time_or_null(out, e.created_at);
+  append_time_or_null(out, e.created_at ? std::optional(e.created_at) : std::nullopt);
   out += ",\"received_at\":\"" + signal::format_time(e.received_at) + "\"}";
+  return out;
+}
+
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string dead_letter_json(const storage::DeadLetter& d) {
+  std::string out = "{\"id\":" + std::to_string(d.id) + ",\"received_at\":\"" +
+                    signal::format_time(d.received_at) + "\",\"topic\":";
+  append_json_string(out, d.topic);
+  out += ",\"vin\":";
+  append_json_string(out, d.vin);
+  out += ",\"reason\":";
+  append_json_string(out, d.reason);
+  out += ",\"payload\":";
+  if (valid_utf8(d.payload)) {
+    append_json_string(out, d.payload);
+  } else {
+    out += "null";
+  }
+  out += ",\"payload_base64\":\"" + base64(d.payload) + "\"}";
+  return out;
+}
+
+std::string fleet_error_json(const storage::FleetError& e) {
+  std::string out = "{\"vin\":";
+  append_json_string(out, e.vin);
+  out += ",\"error_name\":";
+  append_json_string(out, e.error_name);
+  out += ",\"error\":";
+  append_json_string(out, e.error);
+  out += ",\"created_at\":\"" + signal::format_time(e.created_at) + "\",\"name\":";
+  append_json_string(out, e.name);
+  out += ",\"txid\":";
+  append_json_string(out, e.txid);
+  out += ",\"fetched_at\":\"" + signal::format_time(e.fetched_at) + "\"}";
+  return out;
+}
+
+std::string error_vin_json(const storage::ErrorVin& e) {
+  std::string out = "{\"vin\":";
+  append_json_string(out, e.vin);
+  out += ",\"active\":";
+  out += e.active ? "true" : "false";
+  out += ",\"first_seen_at\":\"" + signal::format_time(e.first_seen_at) +
+         "\",\"last_seen_at\":\"" + signal::format_time(e.last_seen_at) + "\",\"resolved_at\":";
+  append_time_or_null(out, e.resolved_at);
+  out += '}';
+  return out;
+}
+
+std::string json_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += items[i];
+  }
+  out += ']';
   return out;
 }
 

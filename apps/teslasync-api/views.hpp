@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "signal/records.hpp"
 #include "signal/signal.hpp"
 #include "state/store.hpp"
+#include "storage/database.hpp"
 
 namespace ts::api {
 
@@ -28,8 +28,15 @@ std::string vehicle_state_json(std::string_view vin,
 /// SSE `vehicle_update` data: the signals of one vehicle that changed since its last update.
 std::string vehicle_update_json(std::string_view vin, const std::vector<signal::Signal>& changed);
 
-std::string alert_json(const signal::Alert& a);
-std::string connectivity_json(const signal::ConnectivityEvent& c);
-std::string vehicle_error_json(const signal::VehicleError& e);
+std::string alert_json(const storage::Alert& a);
+std::string connectivity_json(const storage::ConnectivityEvent& c);
+std::string vehicle_error_json(const storage::VehicleError& e);
+/// {"id","received_at","topic","vin","reason","payload" (text, null if not UTF-8),"payload_base64"}
+std::string dead_letter_json(const storage::DeadLetter& d);
+std::string fleet_error_json(const storage::FleetError& e);
+std::string error_vin_json(const storage::ErrorVin& e);
+
+/// `items` (each already JSON) as a JSON array.
+std::string json_array(const std::vector<std::string>& items);
 
 }  // namespace ts::api

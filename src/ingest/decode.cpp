@@ -1,18 +1,19 @@
 #include "ingest/decode.hpp"
 
+#include "ingest/records.hpp"
 #include "ingest/topic.hpp"
 
 namespace ts::ingest {
 namespace {
 
-Disposition dead_letter(signal::Batch& out, std::string_view topic, std::string_view vin,
+Disposition dead_letter(storage::Batch& out, std::string_view topic, std::string_view vin,
                         std::string reason, std::string_view payload,
                         signal::Timestamp received_at) {
-  out.dead_letters.push_back({.topic = std::string(topic),
+  out.dead_letters.push_back({.received_at = received_at,
+                              .topic = std::string(topic),
                               .vin = std::string(vin),
                               .reason = std::move(reason),
-                              .payload = std::string(payload),
-                              .received_at = received_at});
+                              .payload = std::string(payload)});
   return Disposition::DeadLetter;
 }
 
@@ -24,7 +25,7 @@ std::string undecodable(const boost::system::error_code& ec) {
 
 Disposition decode_message(std::string_view base, std::string_view topic, std::string_view payload,
                            signal::Timestamp received_at, const IsRegistered& registered,
-                           signal::Batch& out) {
+                           storage::Batch& out) {
   const Topic t = parse_topic(base, topic);
   if (t.kind == TopicKind::Unknown) {
     return dead_letter(out, topic, {}, std::string(kReasonUnknownTopic), payload, received_at);
@@ -46,20 +47,20 @@ Disposition decode_message(std::string_view base, std::string_view topic, std::s
     }
     case TopicKind::AlertCurrent:
     case TopicKind::AlertHistory: {
-      auto alerts = signal::parse_alerts(t.vin, t.name, payload,
+      auto alerts = parse_alerts(t.vin, t.name, payload,
                                          t.kind == TopicKind::AlertHistory, received_at);
       if (!alerts) return dead_letter(out, topic, t.vin, undecodable(alerts.error()), payload, received_at);
       for (auto& a : *alerts) out.alerts.push_back(std::move(a));
       return Disposition::Alerts;
     }
     case TopicKind::Connectivity: {
-      auto c = signal::parse_connectivity(t.vin, payload, received_at);
+      auto c = parse_connectivity(t.vin, payload, received_at);
       if (!c) return dead_letter(out, topic, t.vin, undecodable(c.error()), payload, received_at);
       out.connectivity.push_back(std::move(*c));
       return Disposition::Connectivity;
     }
     case TopicKind::Error: {
-      auto e = signal::parse_vehicle_error(t.vin, t.name, payload, received_at);
+      auto e = parse_vehicle_error(t.vin, t.name, payload, received_at);
       if (!e) return dead_letter(out, topic, t.vin, undecodable(e.error()), payload, received_at);
       out.vehicle_errors.push_back(std::move(*e));
       return Disposition::VehicleError;

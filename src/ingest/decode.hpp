@@ -4,7 +4,7 @@
 #include <functional>
 #include <string_view>
 
-#include "signal/records.hpp"
+#include "storage/database.hpp"
 
 namespace ts::ingest {
 
@@ -28,6 +28,6 @@ using IsRegistered = std::function<bool(std::string_view vin)>;
 /// without an event-time envelope gets `received_at` as its event time. Never throws for any input.
 Disposition decode_message(std::string_view base, std::string_view topic, std::string_view payload,
                            signal::Timestamp received_at, const IsRegistered& registered,
-                           signal::Batch& out);
+                           storage::Batch& out);
 
 }  // namespace ts::ingest

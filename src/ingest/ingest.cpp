@@ -13,7 +13,7 @@ void move_append(std::vector<T>& to, std::vector<T>& from) {
   from.clear();
 }
 
-void move_records(signal::Batch& to, signal::Batch& from) {
+void move_records(storage::Batch& to, storage::Batch& from) {
   move_append(to.signals, from.signals);
   move_append(to.alerts, from.alerts);
   move_append(to.connectivity, from.connectivity);

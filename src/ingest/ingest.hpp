@@ -29,19 +29,24 @@
 #include "core/metrics.hpp"
 #include "core/result.hpp"
 #include "ingest/decode.hpp"
-#include "signal/records.hpp"
+#include "storage/database.hpp"
 
 namespace ts::ingest {
 
-/// Opaque per-message token handed back to the subscriber's acknowledge function.
-using AckToken = std::uint64_t;
+/// Opaque per-message token handed back to the subscriber's acknowledge function: 16 bytes the
+/// subscriber chose (e.g. a std::bit_cast of mqtt::AckToken), never looked into here.
+struct AckToken {
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  friend bool operator==(const AckToken&, const AckToken&) = default;
+};
 
 /// Where batches go: storage, or a test double. Called on the writer thread only.
 class BatchWriter {
  public:
   virtual ~BatchWriter() = default;
   /// Writes the batch in one transaction; success means durable.
-  virtual Result<void> write(const signal::Batch& batch) = 0;
+  virtual Result<void> write(const storage::Batch& batch) = 0;
 };
 
 struct IngestOptions {
@@ -56,7 +61,7 @@ struct IngestOptions {
 struct IngestHooks {
   IsRegistered registered;  ///< VIN check (any thread)
   /// Records of one message, before they are durable (subscriber thread). Must not block.
-  std::function<void(const signal::Batch& records)> observe;
+  std::function<void(const storage::Batch& records)> observe;
   /// Acknowledges the messages of a durable batch (writer thread).
   std::function<void(const std::vector<AckToken>& tokens)> ack;
   /// Stop (true) or resume (false) reading from the broker (any thread).
@@ -105,7 +110,7 @@ class Ingest {
 
  private:
   struct Pending {
-    signal::Batch batch;
+    storage::Batch batch;
     std::vector<AckToken> tokens;
     std::chrono::steady_clock::time_point opened{};
   };
@@ -120,7 +125,7 @@ class Ingest {
   const IngestHooks hooks_;
   IngestStats stats_;
 
-  signal::Batch scratch_;  // subscriber thread only: the records of the current message
+  storage::Batch scratch_;  // subscriber thread only: the records of the current message
 
   std::mutex mutex_;  // guards open_, queue_, stopping_, abandon_, writing_, paused_
   std::condition_variable cv_;          // wakes the writer

@@ -8,7 +8,7 @@ namespace {
 const IsRegistered kOnlyVin1 = [](std::string_view vin) { return vin == "VIN1"; };
 
 TEST(DecodeMessage, BareSignalTakesReceiveTime) {
-  signal::Batch b;
+  storage::Batch b;
   EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/v/Soc", "80.5", 42, kOnlyVin1, b),
             Disposition::Signal);
   ASSERT_EQ(b.signals.size(), 1u);
@@ -18,7 +18,7 @@ TEST(DecodeMessage, BareSignalTakesReceiveTime) {
 }
 
 TEST(DecodeMessage, EnvelopeSignalKeepsEventTime) {
-  signal::Batch b;
+  storage::Batch b;
   decode_message("telemetry", "telemetry/VIN1/v/Gear",
                  R"({"value":"ShiftStateD","ts":"1970-01-01T00:00:01Z"})", 42, kOnlyVin1, b);
   ASSERT_EQ(b.signals.size(), 1u);
@@ -27,7 +27,7 @@ TEST(DecodeMessage, EnvelopeSignalKeepsEventTime) {
 }
 
 TEST(DecodeMessage, UnusableMessagesBecomeDeadLetters) {
-  signal::Batch b;
+  storage::Batch b;
   EXPECT_EQ(decode_message("telemetry", "telemetry/VIN2/v/Soc", "1", 1, kOnlyVin1, b),
             Disposition::DeadLetter);
   EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/v/Soc", "{bad", 1, kOnlyVin1, b),
@@ -46,7 +46,7 @@ TEST(DecodeMessage, UnusableMessagesBecomeDeadLetters) {
 }
 
 TEST(DecodeMessage, OtherRecordTypes) {
-  signal::Batch b;
+  storage::Batch b;
   EXPECT_EQ(decode_message("t", "t/VIN1/alerts/A1/history",
                            R"([{"Audiences":["Customer"],"StartedAt":"2023-11-14T21:13:20Z"}])", 1,
                            kOnlyVin1, b),

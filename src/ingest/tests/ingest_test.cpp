@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 /// A writer that records batches and can be told to fail; thread-safe.
 class RecordingWriter : public BatchWriter {
  public:
-  Result<void> write(const signal::Batch& batch) override {
+  Result<void> write(const storage::Batch& batch) override {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [this] { return !blocked_; });
     ++attempts_;
@@ -34,7 +34,7 @@ class RecordingWriter : public BatchWriter {
     }
     cv_.notify_all();
   }
-  std::vector<signal::Batch> batches() {
+  std::vector<storage::Batch> batches() {
     std::lock_guard lock(mutex_);
     return batches_;
   }
@@ -49,7 +49,7 @@ class RecordingWriter : public BatchWriter {
   bool failing_ = false;
   bool blocked_ = false;
   int attempts_ = 0;
-  std::vector<signal::Batch> batches_;
+  std::vector<storage::Batch> batches_;
 };
 
 struct Acks {
@@ -77,7 +77,7 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 
 IngestHooks hooks(Acks& acks, std::atomic<int>* observed = nullptr) {
   return {.registered = [](std::string_view vin) { return vin == "VIN1"; },
-          .observe = [observed](const signal::Batch& b) {
+          .observe = [observed](const storage::Batch& b) {
             if (observed) *observed += static_cast<int>(b.size());
           },
           .ack = [&acks](const std::vector<AckToken>& t) { acks.add(t); },
@@ -93,17 +93,17 @@ TEST(Ingest, FullBatchIsWrittenThenAcknowledged) {
   std::atomic<int> observed{0};
   Ingest ingest({.batch_max_messages = 3, .batch_window = 1h}, writer, hooks(acks, &observed));
   ingest.start();
-  ingest.offer("telemetry/VIN1/v/Soc", "1", 11, 100);
-  ingest.offer("telemetry/VIN1/v/Soc", "2", 12, 101);
+  ingest.offer("telemetry/VIN1/v/Soc", "1", {11}, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "2", {12}, 101);
   EXPECT_EQ(observed.load(), 2);  // live views see records before they are durable
   EXPECT_EQ(acks.count(), 0u);
-  ingest.offer("telemetry/VIN9/v/Soc", "3", 13, 102);  // unregistered -> dead letter, same batch
+  ingest.offer("telemetry/VIN9/v/Soc", "3", {13}, 102);  // unregistered -> dead letter, same batch
   ASSERT_TRUE(eventually([&] { return acks.count() == 3; }));
   auto batches = writer.batches();
   ASSERT_EQ(batches.size(), 1u);
   EXPECT_EQ(batches[0].signals.size(), 2u);
   EXPECT_EQ(batches[0].dead_letters.size(), 1u);
-  EXPECT_EQ(acks.tokens, (std::vector<AckToken>{11, 12, 13}));
+  EXPECT_EQ(acks.tokens, (std::vector<AckToken>{{11}, {12}, {13}}));
   EXPECT_EQ(ingest.stats().unregistered.value(), 1u);
 }
 
@@ -112,7 +112,7 @@ TEST(Ingest, PartialBatchIsWrittenWhenItsWindowEnds) {
   Acks acks;
   Ingest ingest({.batch_max_messages = 1000, .batch_window = 20ms}, writer, hooks(acks));
   ingest.start();
-  ingest.offer("telemetry/VIN1/v/Soc", "1", 1, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "1", {1}, 100);
   ASSERT_TRUE(eventually([&] { return acks.count() == 1; }));
   EXPECT_EQ(writer.batches().size(), 1u);
 }
@@ -124,7 +124,7 @@ TEST(Ingest, FailedWritesAreRetriedAndNothingIsAcknowledgedUntilDurable) {
   Ingest ingest({.batch_max_messages = 1, .retry_initial = 1ms, .retry_max = 2ms}, writer,
                 hooks(acks));
   ingest.start();
-  ingest.offer("telemetry/VIN1/v/Soc", "1", 7, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "1", {7}, 100);
   ASSERT_TRUE(eventually([&] { return writer.attempts() >= 3; }));
   EXPECT_EQ(acks.count(), 0u);
   EXPECT_GE(ingest.stats().write_failures.value(), 3u);
@@ -138,7 +138,7 @@ TEST(Ingest, FullQueuePausesIntakeAndResumesWhenDrained) {
   Acks acks;
   Ingest ingest({.batch_max_messages = 1, .queue_batches = 4}, writer, hooks(acks));
   ingest.start();
-  for (AckToken t = 1; t <= 6; ++t) ingest.offer("telemetry/VIN1/v/Soc", "1", t, 100);
+  for (std::uint64_t t = 1; t <= 6; ++t) ingest.offer("telemetry/VIN1/v/Soc", "1", {t}, 100);
   ASSERT_TRUE(eventually([&] { return ingest.stats().paused.load(); }));
   writer.set_blocked(false);
   ASSERT_TRUE(eventually([&] { return acks.count() == 6; }));  // nothing dropped
@@ -154,9 +154,9 @@ TEST(Ingest, StopWithFailingDatabaseLeavesMessagesUnacknowledged) {
   Ingest ingest({.batch_max_messages = 2, .batch_window = 1h, .retry_initial = 1ms}, writer,
                 hooks(acks));
   ingest.start();
-  ingest.offer("telemetry/VIN1/v/Soc", "1", 1, 100);
-  ingest.offer("telemetry/VIN1/v/Soc", "2", 2, 100);
-  ingest.offer("telemetry/VIN1/v/Soc", "3", 3, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "1", {1}, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "2", {2}, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "3", {3}, 100);
   ingest.stop(200ms);
   EXPECT_EQ(acks.count(), 0u);
 }
@@ -166,7 +166,7 @@ TEST(Ingest, StopFlushesTheOpenBatch) {
   Acks acks;
   Ingest ingest({.batch_max_messages = 100, .batch_window = 1h}, writer, hooks(acks));
   ingest.start();
-  ingest.offer("telemetry/VIN1/v/Soc", "1", 1, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "1", {1}, 100);
   ingest.stop();
   EXPECT_EQ(acks.count(), 1u);
 }

@@ -1,8 +1,10 @@
-#include "signal/records.hpp"
+#include "ingest/records.hpp"
 
 #include <gtest/gtest.h>
 
-namespace ts::signal {
+namespace ts::ingest {
+
+using signal::format_time;
 namespace {
 
 // Payloads as recorded in shared/vectors/reference/*.mqtt.txt.
@@ -14,7 +16,7 @@ TEST(ParseAlerts, CurrentAndHistoryAsPublished) {
   ASSERT_EQ(cur->size(), 1u);
   EXPECT_EQ((*cur)[0].started_at, 1'700'000'000'000'000);
   EXPECT_FALSE((*cur)[0].ended_at);
-  EXPECT_EQ((*cur)[0].audiences, (std::vector<std::string>{"Customer", "ServiceFix"}));
+  EXPECT_EQ((*cur)[0].audiences_json, R"(["Customer","ServiceFix"])");
   EXPECT_EQ((*cur)[0].received_at, 7);
 
   auto hist = parse_alerts("VIN1", "A1",
@@ -24,7 +26,7 @@ TEST(ParseAlerts, CurrentAndHistoryAsPublished) {
   ASSERT_EQ(hist->size(), 2u);
   EXPECT_TRUE((*hist)[0].ended_at);
   EXPECT_EQ((*hist)[1].started_at, 0);
-  EXPECT_TRUE((*hist)[1].audiences.empty());
+  EXPECT_EQ((*hist)[1].audiences_json, "[]");
 }
 
 TEST(ParseAlerts, RejectsOtherShapes) {
@@ -51,13 +53,13 @@ TEST(ParseVehicleError, AsPublished) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->body, "b");
   EXPECT_EQ(e->tags_json, R"({"a":"2","z":"1"})");
-  ASSERT_TRUE(e->created_at);
+  EXPECT_EQ(e->created_at, 1'700'000'000'000'000);
   auto bare = parse_vehicle_error("VIN1", "can/bus", R"({"Body":"x","Tags":null})", 3);
   ASSERT_TRUE(bare);
   EXPECT_EQ(bare->tags_json, "{}");
-  EXPECT_FALSE(bare->created_at);
+  EXPECT_EQ(bare->created_at, 0);
   EXPECT_FALSE(parse_vehicle_error("V", "E", R"({"Body":5})", 0));
 }
 
 }  // namespace
-}  // namespace ts::signal
+}  // namespace ts::ingest

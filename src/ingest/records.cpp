@@ -1,4 +1,4 @@
-#include "signal/records.hpp"
+#include "ingest/records.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -6,7 +6,11 @@
 
 #include <algorithm>
 
-namespace ts::signal {
+namespace ts::ingest {
+
+using signal::Errc;
+using signal::make_error_code;
+using signal::parse_time;
 namespace {
 
 namespace json = boost::json;
@@ -28,11 +32,11 @@ Result<std::optional<Timestamp>> time_member(const json::object& o, std::string_
   return std::optional<Timestamp>{*t};
 }
 
-Result<Alert> alert_from(const json::value& v, std::string_view vin, std::string_view name,
+Result<storage::Alert> alert_from(const json::value& v, std::string_view vin, std::string_view name,
                          Timestamp received_at) {
   const auto* o = v.if_object();
   if (!o) return make_error_code(Errc::unsupported_value);
-  Alert a{.vin = std::string(vin), .name = std::string(name), .received_at = received_at};
+  storage::Alert a{.vin = std::string(vin), .name = std::string(name), .received_at = received_at};
   auto started = time_member(*o, "StartedAt");
   if (!started) return started.error();
   a.started_at = started->value_or(0);
@@ -43,20 +47,20 @@ Result<Alert> alert_from(const json::value& v, std::string_view vin, std::string
     if (!aud->is_array()) return make_error_code(Errc::unsupported_value);
     for (const auto& x : aud->get_array()) {
       if (!x.is_string()) return make_error_code(Errc::unsupported_value);
-      a.audiences.emplace_back(x.get_string());
     }
+    a.audiences_json = json::serialize(*aud);
   }
   return a;
 }
 
 }  // namespace
 
-Result<std::vector<Alert>> parse_alerts(std::string_view vin, std::string_view name,
+Result<std::vector<storage::Alert>> parse_alerts(std::string_view vin, std::string_view name,
                                         std::string_view payload, bool history,
                                         Timestamp received_at) {
   auto v = parse(payload);
   if (!v) return v.error();
-  std::vector<Alert> out;
+  std::vector<storage::Alert> out;
   if (history) {
     if (!v->is_array()) return make_error_code(Errc::unsupported_value);
     for (const auto& item : v->get_array()) {
@@ -72,7 +76,7 @@ Result<std::vector<Alert>> parse_alerts(std::string_view vin, std::string_view n
   return out;
 }
 
-Result<ConnectivityEvent> parse_connectivity(std::string_view vin, std::string_view payload,
+Result<storage::ConnectivityEvent> parse_connectivity(std::string_view vin, std::string_view payload,
                                              Timestamp received_at) {
   auto v = parse(payload);
   if (!v) return v.error();
@@ -85,20 +89,20 @@ Result<ConnectivityEvent> parse_connectivity(std::string_view vin, std::string_v
   }
   auto created = time_member(*o, "CreatedAt");
   if (!created) return created.error();
-  return ConnectivityEvent{.vin = std::string(vin),
+  return storage::ConnectivityEvent{.vin = std::string(vin),
                            .connection_id = std::string(id->get_string()),
                            .status = std::string(status->get_string()),
                            .ts = created->value_or(received_at),
                            .received_at = received_at};
 }
 
-Result<VehicleError> parse_vehicle_error(std::string_view vin, std::string_view name,
+Result<storage::VehicleError> parse_vehicle_error(std::string_view vin, std::string_view name,
                                          std::string_view payload, Timestamp received_at) {
   auto v = parse(payload);
   if (!v) return v.error();
   const auto* o = v->if_object();
   if (!o) return make_error_code(Errc::unsupported_value);
-  VehicleError e{.vin = std::string(vin), .name = std::string(name), .received_at = received_at};
+  storage::VehicleError e{.vin = std::string(vin), .name = std::string(name), .received_at = received_at};
   if (const auto* body = o->if_contains("Body")) {
     if (!body->is_string()) return make_error_code(Errc::unsupported_value);
     e.body = body->get_string();
@@ -109,8 +113,8 @@ Result<VehicleError> parse_vehicle_error(std::string_view vin, std::string_view 
   }
   auto created = time_member(*o, "CreatedAt");
   if (!created) return created.error();
-  e.created_at = *created;
+  e.created_at = created->value_or(0);
   return e;
 }
 
-}  // namespace ts::signal
+}  // namespace ts::ingest

@@ -1,0 +1,69 @@
+#pragma once
+/// Live views: what a decoded record changes in L1, Redis L2 and the SSE streams.
+///
+/// `observe` runs on the MQTT subscriber thread for every message (before it is durable) and
+/// `apply_polled` on the poller thread: each applies the signals to L1, and for the ones that
+/// changed it queues a Redis write, publishes a `signal_change` event at once, and marks the
+/// vehicle for the next `vehicle_update` (one per vehicle per interval, from the coalescer
+/// thread). Alerts and connectivity events are published as `alert` and `connectivity` events.
+/// With a Redis bus, every event also goes to the other replicas, which publish it to their own
+/// SSE clients and apply signal changes to their L1 (their mirror is not written again).
+/// Thread-safe; nothing here blocks on I/O.
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/sse.hpp"
+#include "state/mirror.hpp"
+#include "state/redis/pubsub.hpp"
+#include "state/store.hpp"
+#include "storage/database.hpp"
+
+namespace ts::api {
+
+inline constexpr std::string_view kEventsChannel = "teslasync:events";
+
+class Live {
+ public:
+  Live(state::Store& store, state::Mirror* mirror, std::shared_ptr<http::EventHub> hub,
+       state::redis::PubSub* bus, std::chrono::milliseconds update_interval);
+  ~Live();  ///< stop()
+
+  /// Subscribes to the bus (before bus->start()) and starts the coalescer thread.
+  void start();
+  void stop();
+
+  /// The records of one MQTT message (subscriber thread).
+  void observe(const storage::Batch& records);
+  /// Signals from a Fleet API poll (poller thread).
+  void apply_polled(std::span<const signal::Signal> signals);
+
+  /// SSE snapshot events: every vehicle (`vin` empty) or one.
+  std::vector<http::Event> snapshot(std::string_view vin) const;
+
+ private:
+  void apply(std::span<const signal::Signal> signals, bool mirror);
+  void publish(http::Event event, bool to_bus);
+  void on_bus_message(std::string_view payload);
+  void coalescer_loop();
+
+  state::Store& store_;
+  state::Mirror* mirror_;
+  std::shared_ptr<http::EventHub> hub_;
+  state::redis::PubSub* bus_;
+  const std::chrono::milliseconds update_interval_;
+
+  std::mutex mutex_;  // guards dirty_, stopping_
+  std::condition_variable cv_;
+  std::map<std::string, std::map<std::string, signal::Signal>> dirty_;  // vin -> name -> latest
+  bool stopping_ = false;
+  std::thread coalescer_;
+};
+
+}  // namespace ts::api

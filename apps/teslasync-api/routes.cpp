@@ -1,0 +1,297 @@
+#include "routes.hpp"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+#include "views.hpp"
+
+namespace ts::api {
+namespace {
+
+using http::errc;
+using http::Request;
+using http::Response;
+
+/// An integer query parameter in [min, max], `fallback` when absent; 400 otherwise.
+std::size_t size_param(const Request& r, std::string_view name, std::size_t fallback,
+                       std::size_t min, std::size_t max) {
+  auto v = r.query(name);
+  if (!v || v->empty()) return fallback;
+  std::size_t n = 0;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || end != v->data() + v->size() || n < min || n > max) {
+    throw http::Error(errc::bad_request, std::string(name) + " must be an integer in " +
+                                             std::to_string(min) + ".." + std::to_string(max));
+  }
+  return n;
+}
+
+std::optional<signal::Timestamp> time_param(const Request& r, std::string_view name) {
+  auto v = r.query(name);
+  if (!v || v->empty()) return std::nullopt;
+  auto t = signal::parse_time(*v);
+  if (!t) {
+    throw http::Error(errc::bad_request,
+                      std::string(name) + " must be an RFC 3339 time, e.g. 2026-11-24T16:00:00Z");
+  }
+  return t;
+}
+
+/// The value of a storage call, or a 503 naming the failure (the database is down).
+template <class T>
+T stored(Result<T> r, std::string_view what) {
+  if (!r) {
+    throw http::Error(errc::unavailable,
+                      std::string(what) + ": database unavailable (" + r.error().message() + ")");
+  }
+  return std::move(*r);
+}
+
+bool valid_vin(std::string_view vin) {
+  if (vin.empty() || vin.size() > 64) return false;
+  for (char c : vin) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
+/// 404 unless `vin` is registered.
+std::string registered_vin(Services& s, const Request& r) {
+  std::string vin(r.param("vin"));
+  if (!s.vins.contains(vin)) throw http::Error(errc::not_found, "vehicle " + vin + " is not registered");
+  return vin;
+}
+
+template <class T, class F>
+Response list_response(const std::vector<T>& rows, F&& to_json) {
+  std::vector<std::string> items;
+  items.reserve(rows.size());
+  for (const auto& row : rows) items.push_back(to_json(row));
+  return http::json_response(200, "{\"items\":" + json_array(items) + "}");
+}
+
+std::string vehicle_json(Services& s, const storage::Vehicle& v,
+                         const std::vector<std::pair<std::string, polling::PollState>>& polls) {
+  std::string out = "{\"vin\":";
+  append_json_string(out, v.vin);
+  out += ",\"name\":";
+  append_json_string(out, v.name);
+  out += ",\"source\":\"" + std::string(storage::vehicle_source_name(v.source)) + "\"";
+  out += ",\"created_at\":\"" + signal::format_time(v.created_at) + "\",\"last_stream_at\":";
+  if (auto t = s.store.last_received(v.vin, signal::Source::Stream)) {
+    out += "\"" + signal::format_time(*t) + "\"";
+  } else {
+    out += "null";
+  }
+  out += ",\"poll_state\":";
+  std::string state = "null";
+  for (const auto& [vin, st] : polls) {
+    if (vin == v.vin) state = "\"" + std::string(polling::to_string(st)) + "\"";
+  }
+  out += state;
+  out += ",\"signals\":" + std::to_string(s.store.snapshot(v.vin).size()) + "}";
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const http::Router> make_router(Services& s) {
+  auto authenticate = [&s](const Request& r) -> Result<std::string> {
+    if (s.tokens.check(r.header("Authorization"), r.header("Cookie"))) return std::string("admin");
+    return make_error_code(errc::unauthorized);
+  };
+  auto router = std::make_shared<http::Router>(authenticate);
+  auto& rt = *router;
+  const http::RouteOptions blocking = http::kBlocking;
+
+  // ---- public ----
+  rt.get("/healthz", [](const Request&) { return http::json_response(200, R"({"status":"ok"})"); },
+         http::kPublic);
+  rt.get("/readyz",
+         [&s](const Request&) {
+           auto reason = s.not_ready_reason();
+           if (!reason.empty()) {
+             std::string body = R"({"status":"not_ready","reason":)";
+             append_json_string(body, reason);
+             return http::json_response(503, body + "}");
+           }
+           return http::json_response(200, R"({"status":"ready"})");
+         },
+         http::kPublic);
+  rt.get("/.well-known/appspecific/com.tesla.3p.public-key.pem",
+         [&s](const Request&) {
+           if (s.public_key_pem.empty()) {
+             return http::error_response(errc::not_found,
+                                         "no public key configured (TESLA_PUBLIC_KEY_FILE)");
+           }
+           Response r{.content_type = "application/x-pem-file", .body = s.public_key_pem};
+           r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+           return r;
+         },
+         http::kPublic);
+
+  // ---- operations ----
+  rt.get("/metrics", [&s](const Request&) {
+    return Response{.content_type = "text/plain; version=0.0.4; charset=utf-8",
+                    .body = s.metrics.render_prometheus()};
+  });
+  rt.get("/api/v1/system/telemetry-pipeline",
+         [&s](const Request&) { return http::json_response(200, evaluate(s.pipeline())); });
+
+  // ---- vehicles ----
+  rt.get("/api/v1/vehicles",
+         [&s](const Request&) {
+           auto vehicles = stored(s.db.list_vehicles(), "vehicles");
+           auto polls = s.poller ? s.poller->states()
+                                 : std::vector<std::pair<std::string, polling::PollState>>{};
+           std::vector<std::string> items;
+           for (const auto& v : vehicles) items.push_back(vehicle_json(s, v, polls));
+           return http::json_response(200, "{\"vehicles\":" + json_array(items) + "}");
+         },
+         blocking);
+  rt.post("/api/v1/vehicles",
+          [&s](const Request& r) {
+            boost::system::error_code ec;
+            auto doc = boost::json::parse(r.body, ec);
+            if (ec || !doc.is_object()) throw http::Error(errc::bad_request, "body must be a JSON object");
+            const auto* vin = doc.as_object().if_contains("vin");
+            const auto* name = doc.as_object().if_contains("name");
+            if (!vin || !vin->is_string() || !valid_vin(vin->as_string())) {
+              throw http::Error(errc::unprocessable,
+                                "vin must be 1..64 letters, digits or dashes");
+            }
+            if (name && !name->is_string()) throw http::Error(errc::unprocessable, "name must be a string");
+            storage::Vehicle v{.vin = std::string(vin->as_string()),
+                               .name = name ? std::string(name->as_string()) : std::string(),
+                               .source = storage::VehicleSource::Manual,
+                               .created_at = signal::now()};
+            auto stored_vehicle = stored(s.db.upsert_vehicle(v), "register vehicle");
+            s.vins.add(stored_vehicle.vin);
+            if (s.poller) s.poller->nudge();
+            auto polls = s.poller ? s.poller->states()
+                                  : std::vector<std::pair<std::string, polling::PollState>>{};
+            return http::json_response(201, vehicle_json(s, stored_vehicle, polls));
+          },
+          blocking);
+  rt.get("/api/v1/vehicles/{vin}/state", [&s](const Request& r) {
+    auto vin = registered_vin(s, r);
+    return http::json_response(200, vehicle_state_json(vin, s.store.snapshot(vin)));
+  });
+  rt.get("/api/v1/vehicles/{vin}/signals",
+         [&s](const Request& r) {
+           storage::SignalQuery q{.vin = registered_vin(s, r)};
+           if (auto n = r.query("name"); n && !n->empty()) q.name = std::string(*n);
+           q.from = time_param(r, "from");
+           q.to = time_param(r, "to");
+           q.limit = size_param(r, "limit", 1000, 1, storage::kMaxLimit);
+           if (auto c = r.query("cursor"); c && !c->empty()) {
+             q.after = storage::SignalCursor::parse(*c);
+             if (!q.after) throw http::Error(errc::bad_request, "cursor is not one this API returned");
+           }
+           auto page = stored(s.db.query_signals(q), "signal history");
+           std::string out = "{\"vin\":";
+           append_json_string(out, q.vin);
+           out += ",\"signals\":[";
+           for (std::size_t i = 0; i < page.rows.size(); ++i) {
+             if (i) out += ',';
+             append_signal(out, page.rows[i], false);
+           }
+           out += "],\"next_cursor\":";
+           if (page.next) {
+             append_json_string(out, page.next->to_string());
+           } else {
+             out += "null";
+           }
+           return http::json_response(200, out + "}");
+         },
+         blocking);
+  rt.get("/api/v1/vehicles/{vin}/alerts",
+         [&s](const Request& r) {
+           auto vin = registered_vin(s, r);
+           return list_response(stored(s.db.list_alerts(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
+                                                        size_param(r, "offset", 0, 0, SIZE_MAX)),
+                                       "alerts"),
+                                alert_json);
+         },
+         blocking);
+  rt.get("/api/v1/vehicles/{vin}/connectivity",
+         [&s](const Request& r) {
+           auto vin = registered_vin(s, r);
+           return list_response(
+               stored(s.db.list_connectivity(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
+                                             size_param(r, "offset", 0, 0, SIZE_MAX)),
+                      "connectivity"),
+               connectivity_json);
+         },
+         blocking);
+  rt.get("/api/v1/vehicles/{vin}/errors",
+         [&s](const Request& r) {
+           auto vin = registered_vin(s, r);
+           return list_response(
+               stored(s.db.list_vehicle_errors(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
+                                               size_param(r, "offset", 0, 0, SIZE_MAX)),
+                      "vehicle errors"),
+               vehicle_error_json);
+         },
+         blocking);
+  rt.get("/api/v1/dead-letters",
+         [&s](const Request& r) {
+           std::optional<std::string_view> vin;
+           if (auto v = r.query("vin"); v && !v->empty()) vin = *v;
+           auto rows = stored(s.db.list_dead_letters(size_param(r, "offset", 0, 0, SIZE_MAX),
+                                                     size_param(r, "limit", 100, 1, storage::kMaxLimit), vin),
+                              "dead letters");
+           auto total = stored(s.db.count_dead_letters(vin), "dead letters");
+           std::vector<std::string> items;
+           for (const auto& d : rows) items.push_back(dead_letter_json(d));
+           return http::json_response(
+               200, "{\"total\":" + std::to_string(total) + ",\"items\":" + json_array(items) + "}");
+         },
+         blocking);
+
+  // ---- live streams ----
+  rt.stream("/api/v1/events",
+            {.hub = s.hub, .key = nullptr, .snapshot = [&s](const Request&) { return s.live.snapshot(""); }});
+  rt.stream("/api/v1/vehicles/{vin}/stream",
+            {.hub = s.hub,
+             .key = [&s](const Request& r) { return registered_vin(s, r); },
+             .snapshot = [&s](const Request& r) { return s.live.snapshot(r.param("vin")); }});
+
+  // ---- Tesla diagnostics ----
+  rt.get("/api/v1/tesla/fleet-telemetry/errors",
+         [&s](const Request& r) {
+           std::optional<std::string_view> vin;
+           if (auto v = r.query("vin"); v && !v->empty()) vin = *v;
+           return list_response(
+               stored(s.db.list_fleet_errors(vin, size_param(r, "limit", 100, 1, 500),
+                                             size_param(r, "offset", 0, 0, SIZE_MAX)),
+                      "fleet telemetry errors"),
+               fleet_error_json);
+         },
+         blocking);
+  rt.post("/api/v1/tesla/fleet-telemetry/errors/refresh",
+          [&s](const Request&) {
+            if (!s.fleet) throw http::Error(errc::unavailable, "TESLA_FLEET_API_BASE_URL is not set");
+            if (auto e = refresh_fleet_errors(s); !e.empty()) throw http::Error(errc::bad_gateway, e);
+            return list_response(stored(s.db.list_fleet_errors(std::nullopt, 100, 0), "fleet telemetry errors"),
+                                 fleet_error_json);
+          },
+          blocking);
+  rt.get("/api/v1/tesla/fleet-telemetry/error-vins",
+         [&s](const Request& r) {
+           bool all = r.query("all").value_or("") == "true";
+           return list_response(stored(s.db.list_error_vins(!all), "error VINs"), error_vin_json);
+         },
+         blocking);
+  rt.post("/api/v1/tesla/fleet-telemetry/error-vins/refresh",
+          [&s](const Request&) {
+            if (!s.fleet) throw http::Error(errc::unavailable, "TESLA_FLEET_API_BASE_URL is not set");
+            if (auto e = refresh_error_vins(s); !e.empty()) throw http::Error(errc::bad_gateway, e);
+            return list_response(stored(s.db.list_error_vins(true), "error VINs"), error_vin_json);
+          },
+          blocking);
+  return router;
+}
+
+}  // namespace ts::api

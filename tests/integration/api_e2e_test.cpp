@@ -1,0 +1,441 @@
+// End to end with real processes: vehicle-sim -> telemetry-server -> Mosquitto -> teslasync-api,
+// and the same values in the SSE stream, in signal_log (through the API; SQLite and PostgreSQL)
+// and in Redis. Plus: acknowledged means durable (kill -9 and redelivery without duplicates),
+// unknown VINs and undecodable payloads land in dead letters, every endpoint but the three
+// public ones needs a token, and the public-key endpoint never serves a private key.
+#include <gtest/gtest.h>
+#include <mosquitto.h>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "pki/dev_ca.hpp"
+#include "signal/signal.hpp"
+#include "pki/keypair.hpp"
+#include "support/http_client.hpp"
+#include "support/mosquitto_broker.hpp"
+#include "support/mqtt_collector.hpp"
+#include "support/ports.hpp"
+#include "support/postgres_server.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_for.hpp"
+
+namespace ts::integration {
+namespace {
+
+using namespace std::chrono_literals;
+using testsupport::http_request;
+using testsupport::wait_for;
+
+constexpr const char* kRegistered = "5YJ3E1EA7KF000101";
+constexpr const char* kUnregistered = "5YJ3E1EA7KF000102";
+constexpr const char* kToken = "tsk_e2e-test-token-0123456789abcdef";
+
+testsupport::Headers auth() { return {{"Authorization", std::string("Bearer ") + kToken}}; }
+
+boost::json::value json_of(const testsupport::HttpResponse& r) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body, ec);
+  EXPECT_FALSE(ec) << r.status << " " << r.body;
+  return v;
+}
+
+struct ApiOptions {
+  std::string database_url;
+  std::string redis_url;
+  std::string public_key_file;
+};
+
+/// Mosquitto (configured for ack-after-durable), telemetry-server (QoS 1, event-time envelope)
+/// and teslasync-api, all on 127.0.0.1.
+class Pipeline {
+ public:
+  explicit Pipeline(ApiOptions api = {}) : api_options_(std::move(api)) {
+    pki::write_dev_ca({.out_dir = dir_.file("certs"), .vins = {kRegistered, kUnregistered}});
+    broker_ = std::make_unique<testsupport::MosquittoBroker>(testsupport::MosquittoOptions{
+        .extra_config = {"max_inflight_messages 0", "max_queued_messages 1000000"}});
+    start_server();
+    start_api();
+  }
+  ~Pipeline() {
+    if (api_ && api_->running()) api_->terminate(10s);
+    if (server_ && server_->running()) server_->terminate(5s);
+  }
+
+  void start_server() {
+    server_port_ = testsupport::free_port();
+    const auto certs = dir_.file("certs").string();
+    std::string config = R"({"host": "127.0.0.1", "port": )" + std::to_string(server_port_) + R"(,
+      "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
+      "mqtt": {"broker": "127.0.0.1:)" + std::to_string(broker_->port()) + R"(", "client_id": "e2e-server",
+               "topic_base": "telemetry", "qos": 1, "event_time_envelope": true},
+      "tls": {"server_cert": ")" + certs + R"(/server.pem", "server_key": ")" + certs +
+                         R"(/server.key", "ca_file": ")" + certs + R"(/ca.pem"}})";
+    auto path = dir_.write_file("server.json", config);
+    server_ = std::make_unique<testsupport::Process>(testsupport::Process::start(
+        {.argv = {std::string(TS_BIN_DIR) + "/telemetry-server", "--config", path.string()},
+         .output_dir = dir_.path(), .append_output = true}));
+    auto up = wait_for([this] { return testsupport::tcp_connectable(server_port_); }, 20s,
+                       "telemetry-server listening");
+    ASSERT_TRUE(up) << server_->stderr_text();
+  }
+
+  void start_api() {
+    if (api_port_ == 0) api_port_ = testsupport::free_port();
+    std::vector<std::pair<std::string, std::string>> env = {
+        {"TESLASYNC_HTTP_ADDR", "127.0.0.1:" + std::to_string(api_port_)},
+        {"TESLASYNC_DATA_DIR", dir_.file("data").string()},
+        {"TESLASYNC_API_TOKEN", kToken},
+        {"TESLASYNC_VEHICLES", kRegistered},
+        {"FLEET_TELEMETRY_MQTT_BROKER", "127.0.0.1:" + std::to_string(broker_->port())},
+        {"FLEET_TELEMETRY_MQTT_CLIENT_ID", "e2e-api"},
+        {"FLEET_TELEMETRY_BATCH_MS", "20"},
+        {"TESLASYNC_SSE_HEARTBEAT", "1s"},
+        {"DATABASE_URL", api_options_.database_url},
+        {"REDIS_URL", api_options_.redis_url},
+        {"TESLA_PUBLIC_KEY_FILE", api_options_.public_key_file}};
+    api_ = std::make_unique<testsupport::Process>(testsupport::Process::start(
+        {.argv = {std::string(TS_BIN_DIR) + "/teslasync-api"}, .env = env,
+         .output_dir = dir_.path(), .append_output = true}));
+    auto ready = wait_for(
+        [this] { return http_request(api_port_, "GET", "/readyz", {}, {}, 2s).status == 200; }, 30s,
+        "teslasync-api ready");
+    ASSERT_TRUE(ready) << api_->stderr_text();
+  }
+
+  /// Runs vehicle-sim against the server; returns its JSON report.
+  boost::json::value drive(int vehicles, double rate, int seconds) {
+    auto sim = testsupport::Process::start(
+        {.argv = {std::string(TS_BIN_DIR) + "/vehicle-sim", "run", "--server",
+                  "127.0.0.1:" + std::to_string(server_port_), "--certs", dir_.file("certs").string(),
+                  "--vehicles", std::to_string(vehicles), "--rate", std::to_string(rate),
+                  "--duration", std::to_string(seconds)},
+         .output_dir = dir_.path(), .name = "vehicle-sim"});
+    auto code = sim.wait(std::chrono::seconds(seconds + 60));
+    EXPECT_EQ(code, 0) << sim.stderr_text();
+    boost::system::error_code ec;
+    auto report = boost::json::parse(sim.stdout_text(), ec);
+    EXPECT_FALSE(ec) << sim.stdout_text();
+    return report;
+  }
+
+  std::uint16_t api_port() const { return api_port_; }
+  testsupport::MosquittoBroker& broker() { return *broker_; }
+  testsupport::Process& api() { return *api_; }
+  const testsupport::TempDir& dir() const { return dir_; }
+
+ private:
+  ApiOptions api_options_;
+  testsupport::TempDir dir_{"ts-api-e2e"};
+  std::unique_ptr<testsupport::MosquittoBroker> broker_;
+  std::unique_ptr<testsupport::Process> server_, api_;
+  std::uint16_t server_port_ = 0, api_port_ = 0;
+};
+
+/// The event time of L1's VehicleSpeed in a /state document, in µs.
+std::int64_t signal_ts_us(const boost::json::value& state) {
+  auto ts = signal::parse_time(state.at("signals").at("VehicleSpeed").at("ts").as_string());
+  EXPECT_TRUE(ts);
+  return ts.value_or(0);
+}
+
+/// Publishes QoS 1 messages with libmosquitto and waits (bounded) until the broker has
+/// acknowledged all of them.
+class Publisher {
+ public:
+  explicit Publisher(std::uint16_t port) {
+    testsupport::init_mosquitto_lib();
+    m_ = mosquitto_new("e2e-publisher", true, this);
+    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
+      static_cast<Publisher*>(self)->acked_++;
+    });
+    EXPECT_EQ(mosquitto_connect(m_, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
+    mosquitto_max_inflight_messages_set(m_, 1000);
+    mosquitto_loop_start(m_);
+  }
+  ~Publisher() {
+    mosquitto_disconnect(m_);
+    mosquitto_loop_stop(m_, true);
+    mosquitto_destroy(m_);
+  }
+  void publish(const std::string& topic, const std::string& payload) {
+    ASSERT_EQ(mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
+                                payload.data(), 1, false),
+              MOSQ_ERR_SUCCESS);
+    ++sent_;
+  }
+  ::testing::AssertionResult all_acked() {
+    return wait_for([this] { return acked_.load() == sent_; }, 30s, "broker acknowledged every publish");
+  }
+
+ private:
+  mosquitto* m_ = nullptr;
+  int sent_ = 0;
+  std::atomic<int> acked_{0};
+};
+
+std::size_t history_count(std::uint16_t port, const std::string& vin, const std::string& name,
+                          std::set<std::string>* duplicates = nullptr) {
+  std::set<std::string> seen;
+  std::size_t n = 0;
+  std::string cursor;
+  for (int page = 0; page < 1000; ++page) {
+    auto r = http_request(port, "GET",
+                          "/api/v1/vehicles/" + vin + "/signals?name=" + name + "&limit=10000" +
+                              (cursor.empty() ? "" : "&cursor=" + cursor),
+                          {}, auth(), 10s);
+    if (r.status != 200) return 0;
+    auto doc = json_of(r);
+    for (const auto& row : doc.at("signals").as_array()) {
+      ++n;
+      auto ts = std::string(row.at("ts").as_string());
+      if (!seen.insert(ts).second && duplicates) duplicates->insert(ts);
+    }
+    if (doc.at("next_cursor").is_null()) break;
+    cursor = std::string(doc.at("next_cursor").as_string());
+  }
+  return n;
+}
+
+/// All rows of one signal of one vehicle from signal_log, through the paged API.
+std::vector<boost::json::object> history(std::uint16_t port, const std::string& vin,
+                                         const std::string& name) {
+  std::vector<boost::json::object> rows;
+  std::string cursor;
+  for (int page = 0; page < 100; ++page) {
+    auto r = http_request(port, "GET",
+                          "/api/v1/vehicles/" + vin + "/signals?name=" + name + "&limit=500" +
+                              (cursor.empty() ? "" : "&cursor=" + cursor),
+                          {}, auth());
+    EXPECT_EQ(r.status, 200u) << r.body;
+    auto doc = json_of(r);
+    for (const auto& row : doc.at("signals").as_array()) rows.push_back(row.as_object());
+    const auto& next = doc.at("next_cursor");
+    if (next.is_null()) break;
+    cursor = std::string(next.as_string());
+  }
+  return rows;
+}
+
+/// (ts -> value JSON) of every signal_change of `name` for `vin` in an SSE event list.
+std::map<std::string, std::string> sse_changes(const std::vector<testsupport::SseEvent>& events,
+                                               const std::string& vin, const std::string& name) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : events) {
+    if (e.event != "signal_change") continue;
+    auto doc = boost::json::parse(e.data).as_object();
+    if (doc.at("vin").as_string() != vin || doc.at("name").as_string() != name) continue;
+    out[std::string(doc.at("ts").as_string())] = boost::json::serialize(doc.at("value"));
+  }
+  return out;
+}
+
+void expect_stream_matches_storage_and_state(Pipeline& p) {
+  testsupport::SseClient sse(p.api_port(), "/api/v1/events", auth());
+  ASSERT_TRUE(sse.wait([](const auto& ev) { return !ev.empty(); }, 10s)) << "no snapshot";
+  EXPECT_EQ(sse.status(), 200u);
+  EXPECT_EQ(sse.events().front().event, "snapshot");
+
+  auto report = p.drive(2, 4, 3);
+  ASSERT_GT(report.at("acked").to_number<double>(), 0);
+
+  // The stream shows the registered vehicle's signals and nothing of the unregistered one.
+  ASSERT_TRUE(sse.wait(
+      [](const auto& ev) { return !sse_changes(ev, kRegistered, "VehicleSpeed").empty(); }, 20s));
+  // Wait until signal_log holds every VehicleSpeed the stream showed (durable comes later).
+  std::map<std::string, std::string> stream_values;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        stream_values = sse_changes(sse.events(), kRegistered, "VehicleSpeed");
+        auto rows = history(p.api_port(), kRegistered, "VehicleSpeed");
+        std::set<std::string> stored;
+        for (const auto& r : rows) stored.insert(std::string(r.at("ts").as_string()));
+        for (const auto& [ts, v] : stream_values) {
+          if (!stored.contains(ts)) return false;
+        }
+        return true;
+      },
+      20s, "every streamed VehicleSpeed in signal_log"));
+  // Same values, and no row twice.
+  auto rows = history(p.api_port(), kRegistered, "VehicleSpeed");
+  std::map<std::string, std::string> stored;
+  for (const auto& r : rows) {
+    auto ts = std::string(r.at("ts").as_string());
+    EXPECT_FALSE(stored.contains(ts)) << "duplicate row at " << ts;
+    stored[ts] = boost::json::serialize(r.at("value"));
+    EXPECT_EQ(r.at("source").as_string(), "stream");
+  }
+  for (const auto& [ts, v] : stream_values) EXPECT_EQ(stored[ts], v) << ts;
+
+  // L1 holds the newest of them.
+  auto state = json_of(http_request(p.api_port(), "GET",
+                                    std::string("/api/v1/vehicles/") + kRegistered + "/state", {}, auth()));
+  const auto& speed = state.at("signals").at("VehicleSpeed");
+  EXPECT_EQ(std::string(speed.at("ts").as_string()), stored.rbegin()->first);
+  EXPECT_EQ(boost::json::serialize(speed.at("value")), stored.rbegin()->second);
+
+  for (const auto& e : sse.events()) {
+    if (e.event == "signal_change") EXPECT_EQ(e.data.find(kUnregistered), std::string::npos);
+  }
+  // The unregistered vehicle's messages are dead letters.
+  auto dead = json_of(http_request(p.api_port(), "GET",
+                                   std::string("/api/v1/dead-letters?vin=") + kUnregistered, {}, auth()));
+  EXPECT_GT(dead.at("total").to_number<double>(), 0);
+  EXPECT_EQ(dead.at("items").as_array().at(0).at("reason").as_string(), "unregistered_vin");
+}
+
+TEST(ApiEndToEnd, SqliteStreamStateAndHistoryAgree) {
+  Pipeline p;
+  expect_stream_matches_storage_and_state(p);
+}
+
+TEST(ApiEndToEnd, PostgresAndRedisAgree) {
+  testsupport::PostgresServer pg;
+  testsupport::RedisServer redis;
+  Pipeline p({.database_url = pg.url(), .redis_url = redis.url()});
+  expect_stream_matches_storage_and_state(p);
+  // Redis (L2) holds the same latest VehicleSpeed as L1.
+  auto state = json_of(http_request(p.api_port(), "GET",
+                                    std::string("/api/v1/vehicles/") + kRegistered + "/state", {}, auth()));
+  auto l1_ts = signal_ts_us(state);
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto reply = redis.command({"HGET", std::string("teslasync:vehicle:") + kRegistered + ":signals",
+                                    "VehicleSpeed"});
+        if (reply.type != testsupport::RedisReply::Type::String) return false;
+        auto v = boost::json::parse(reply.str).as_object();
+        return v.at("ts").to_number<std::int64_t>() == l1_ts;
+      },
+      10s, "Redis holds L1's latest VehicleSpeed"));
+}
+
+// A message is acknowledged to the broker only once it is durable, and redelivery is idempotent:
+// kill -9 the API in the middle of a stream, start it again, and every message is stored once.
+TEST(ApiEndToEnd, KilledApiLosesAndDuplicatesNothing) {
+  Pipeline p;
+  constexpr int kMessages = 3000;
+  const std::string topic = std::string("telemetry/") + kRegistered + "/v/Odometer";
+  Publisher pub(p.broker().port());
+  auto envelope = [](int i) {
+    return "{\"value\":" + std::to_string(1000 + i) + ",\"ts\":\"" +
+           signal::format_time(1'700'000'000'000'000 + i * 1000) + "\"}";
+  };
+  for (int i = 0; i < kMessages / 2; ++i) pub.publish(topic, envelope(i));
+  ASSERT_TRUE(wait_for([&] { return history_count(p.api_port(), kRegistered, "Odometer") > 0; }, 30s,
+                       "some messages durable"));
+  ASSERT_EQ(::kill(p.api().pid(), SIGKILL), 0);
+  ASSERT_TRUE(p.api().wait(10s).has_value());
+  for (int i = kMessages / 2; i < kMessages; ++i) pub.publish(topic, envelope(i));
+  ASSERT_TRUE(pub.all_acked());
+  p.start_api();
+  std::set<std::string> duplicates;
+  ASSERT_TRUE(wait_for(
+      [&] { return history_count(p.api_port(), kRegistered, "Odometer") >= kMessages; }, 60s,
+      "every message stored"));
+  EXPECT_EQ(history_count(p.api_port(), kRegistered, "Odometer", &duplicates),
+            static_cast<std::size_t>(kMessages));
+  EXPECT_TRUE(duplicates.empty());
+  // L1 came back warm and holds the newest value.
+  auto state = json_of(http_request(p.api_port(), "GET",
+                                    std::string("/api/v1/vehicles/") + kRegistered + "/state", {}, auth()));
+  EXPECT_EQ(state.at("signals").at("Odometer").at("value").to_number<double>(), 1000 + kMessages - 1);
+}
+
+TEST(ApiEndToEnd, UndecodablePayloadsAndOutOfOrderInput) {
+  Pipeline p;
+  Publisher pub(p.broker().port());
+  const std::string base = std::string("telemetry/") + kRegistered;
+  pub.publish(base + "/v/Soc", "not json");
+  pub.publish(base + "/v/Soc", R"({"value":80,"ts":"2026-01-01T00:00:02Z"})");
+  pub.publish(base + "/v/Soc", R"({"value":70,"ts":"2026-01-01T00:00:01Z"})");  // older: history only
+  pub.publish(base + "/v/Soc", R"({"value":80,"ts":"2026-01-01T00:00:02Z"})");  // replay
+  ASSERT_TRUE(pub.all_acked());
+  ASSERT_TRUE(wait_for([&] { return history_count(p.api_port(), kRegistered, "Soc") == 2; }, 20s,
+                       "two distinct Soc rows"));
+  auto state = json_of(http_request(p.api_port(), "GET",
+                                    std::string("/api/v1/vehicles/") + kRegistered + "/state", {}, auth()));
+  EXPECT_EQ(state.at("signals").at("Soc").at("value").to_number<double>(), 80);
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto dead = json_of(http_request(p.api_port(), "GET", "/api/v1/dead-letters", {}, auth()));
+        for (const auto& d : dead.at("items").as_array()) {
+          if (d.at("payload").is_string() && d.at("payload").as_string() == "not json") {
+            return std::string(d.at("reason").as_string()).starts_with("undecodable");
+          }
+        }
+        return false;
+      },
+      20s, "the undecodable payload is a dead letter"));
+}
+
+TEST(ApiEndToEnd, EveryEndpointButThePublicOnesNeedsAToken) {
+  Pipeline p;
+  const std::string vin = kRegistered;
+  for (auto [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/api/v1/vehicles"},
+           {"POST", "/api/v1/vehicles"},
+           {"GET", "/api/v1/vehicles/" + vin + "/state"},
+           {"GET", "/api/v1/vehicles/" + vin + "/signals"},
+           {"GET", "/api/v1/vehicles/" + vin + "/stream"},
+           {"GET", "/api/v1/vehicles/" + vin + "/alerts"},
+           {"GET", "/api/v1/vehicles/" + vin + "/connectivity"},
+           {"GET", "/api/v1/vehicles/" + vin + "/errors"},
+           {"GET", "/api/v1/events"},
+           {"GET", "/api/v1/dead-letters"},
+           {"GET", "/api/v1/tesla/fleet-telemetry/errors"},
+           {"POST", "/api/v1/tesla/fleet-telemetry/errors/refresh"},
+           {"GET", "/api/v1/tesla/fleet-telemetry/error-vins"},
+           {"POST", "/api/v1/tesla/fleet-telemetry/error-vins/refresh"},
+           {"GET", "/api/v1/system/telemetry-pipeline"},
+           {"GET", "/metrics"}}) {
+    EXPECT_EQ(http_request(p.api_port(), method, path).status, 401u) << method << " " << path;
+    EXPECT_EQ(http_request(p.api_port(), method, path, {}, {{"Authorization", "Bearer wrong"}}).status,
+              401u)
+        << method << " " << path;
+  }
+  EXPECT_EQ(http_request(p.api_port(), "GET", "/healthz").status, 200u);
+  EXPECT_EQ(http_request(p.api_port(), "GET", "/readyz").status, 200u);
+  EXPECT_EQ(http_request(p.api_port(), "GET", "/.well-known/appspecific/com.tesla.3p.public-key.pem").status,
+            404u);  // none configured
+  auto pipeline = json_of(http_request(p.api_port(), "GET", "/api/v1/system/telemetry-pipeline", {}, auth()));
+  EXPECT_EQ(pipeline.at("stages").as_array().size(), 7u);
+  auto reg = http_request(p.api_port(), "POST", "/api/v1/vehicles", R"({"vin":"5YJ3E1EA7KF000199","name":"x"})",
+                          auth());
+  EXPECT_EQ(reg.status, 201u) << reg.body;
+  EXPECT_EQ(http_request(p.api_port(), "POST", "/api/v1/vehicles", R"({"vin":"no spaces"})", auth()).status,
+            422u);
+}
+
+TEST(ApiEndToEnd, PublicKeyIsServedAndAPrivateKeyIsRefused) {
+  testsupport::TempDir keys("ts-api-keys");
+  pki::write_key_pair(keys.file("private.pem"), keys.file("public.pem"), false);
+  {
+    Pipeline p({.public_key_file = keys.file("public.pem").string()});
+    auto r = http_request(p.api_port(), "GET", "/.well-known/appspecific/com.tesla.3p.public-key.pem");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.header("Content-Type"), "application/x-pem-file");
+    EXPECT_NE(r.body.find("-----BEGIN PUBLIC KEY-----"), std::string::npos);
+    EXPECT_EQ(r.body.find("PRIVATE"), std::string::npos);
+  }
+  auto api = testsupport::Process::start(
+      {.argv = {std::string(TS_BIN_DIR) + "/teslasync-api"},
+       .env = {{"TESLASYNC_DATA_DIR", keys.file("data").string()},
+               {"TESLASYNC_HTTP_ADDR", "127.0.0.1:" + std::to_string(testsupport::free_port())},
+               {"FLEET_TELEMETRY_ENABLED", "false"},
+               {"TESLA_PUBLIC_KEY_FILE", keys.file("private.pem").string()}},
+       .output_dir = keys.path()});
+  auto code = api.wait(20s);
+  ASSERT_TRUE(code) << "started with a private key";
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(api.stderr_text().find("PRIVATE key"), std::string::npos) << api.stderr_text();
+}
+
+}  // namespace
+}  // namespace ts::integration
