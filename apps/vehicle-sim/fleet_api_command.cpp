@@ -226,6 +226,9 @@ void register_fleet_api(CLI::App& app) {
   cmd->add_flag("--require-jws", s.require_jws,
                 "answer unsigned fleet_telemetry_config creates with 412, as real Tesla does "
                 "without the vehicle-command proxy");
+  cmd->add_flag("--cached-when-asleep", s.cached_when_unavailable,
+                "vehicle_data of an asleep/offline car answers 200 with cached data and its "
+                "state instead of 408 (Tesla documents both)");
   cmd->add_option("--log-level", a->log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
   cmd->footer(

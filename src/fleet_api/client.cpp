@@ -341,7 +341,17 @@ Result<VehicleData> Client::vehicle_data(std::string_view vin, std::string_view 
   if (!endpoints.empty()) target += "?endpoints=" + encode(endpoints, ";");
   auto r = call("vehicle_data", Auth::User, "GET", std::move(target));
   if (!r) return r.error();
-  return parse_vehicle_data_response(r->body, signal::now());
+  auto data = parse_vehicle_data_response(r->body, signal::now());
+  if (data && (data->vehicle.state == VehicleState::Asleep ||
+               data->vehicle.state == VehicleState::Offline)) {
+    // Tesla may answer from its cache for a car that is not online: not a fresh reading.
+    metrics_->vehicle_unavailable.with({"vehicle_data"}).inc();
+    return Error(errc::vehicle_unavailable,
+                 "vehicle_data answered for a car that is " + data->vehicle.state_text +
+                     " (cached data ignored)",
+                 r->status);
+  }
+  return data;
 }
 
 Result<Vehicle> Client::wake_up(std::string_view vin) {

@@ -265,7 +265,8 @@ StandIn::StandIn(StandInOptions options, std::function<double()> now)
     : now_(now ? std::move(now) : steady_seconds),
       fleet_(options.vins, options.fleet),
       tokens_(options.tokens, options.fleet.seed),
-      require_jws_(options.require_jws) {
+      require_jws_(options.require_jws),
+      cached_when_unavailable_(options.cached_when_unavailable) {
   if (options.vins.empty()) throw std::invalid_argument("the stand-in needs at least one vehicle");
   std::set<std::string> seen;
   for (const auto& vin : options.vins) {
@@ -506,7 +507,8 @@ Response StandIn::vehicles(const Request& req) {
 }
 
 Response StandIn::vehicle_data(const Request& req, SimVehicle& v) {
-  if (v.availability != Availability::Online) return api_error(408, kUnavailable);
+  const bool online = v.availability == Availability::Online;
+  if (!online && !cached_when_unavailable_) return api_error(408, kUnavailable);
   std::set<std::string> endpoints;
   auto q = query_of(req);
   std::string_view list = q["endpoints"];
@@ -517,6 +519,10 @@ Response StandIn::vehicle_data(const Request& req, SimVehicle& v) {
     if (name.empty()) continue;
     if (!is_vehicle_data_endpoint(name)) return api_error(400, "invalid endpoint " + name);
     endpoints.insert(std::move(name));
+  }
+  if (!online) {
+    // The frozen car's data, stamped with the current time like Tesla's cache; not a poll.
+    return ok(ts::vehicle_sim::vehicle_data(v, endpoints, now_ms()));
   }
   fleet_.polled(v);
   return ok(ts::vehicle_sim::vehicle_data(v, endpoints, now_ms()));

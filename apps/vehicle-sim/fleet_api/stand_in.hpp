@@ -50,6 +50,9 @@ struct StandInOptions {
   /// Answer the unsigned POST …/fleet_telemetry_config with 412, as real Tesla does when the
   /// request did not go through the vehicle-command proxy (…_jws still works).
   bool require_jws = false;
+  /// vehicle_data of an asleep/offline car answers 200 with its last data and its `state`
+  /// ("may return cached data if offline", Tesla's docs) instead of 408. It still never wakes it.
+  bool cached_when_unavailable = false;
 };
 
 class StandIn {
@@ -106,6 +109,7 @@ class StandIn {
   TokenIssuer tokens_;
   std::string error_vins_shape_;
   bool require_jws_;
+  bool cached_when_unavailable_;
   std::optional<std::vector<std::string>> error_vins_;
   std::deque<Fault> faults_;
   std::uint64_t error_serial_ = 0;

@@ -264,6 +264,21 @@ TEST_F(FleetApi, AsleepCarAnswers408AndIsNeverWokenByPolling) {
   EXPECT_EQ(stat({"wake_up", kVins[1]}), 1);
 }
 
+TEST_F(FleetApi, CachedAnswersForSleepingCarsAreNotReadings) {
+  StandInOptions options = frozen_fleet();
+  options.cached_when_unavailable = true;
+  start(std::move(options));
+  sim_call("POST", "/sim/vehicles/" + kVins[2] + "/sleep");
+  auto cached = client->vehicle_data(kVins[2]);
+  ASSERT_FALSE(cached);
+  EXPECT_TRUE(cached.error().is(fa::errc::vehicle_unavailable)) << cached.error().describe();
+  EXPECT_EQ(cached.error().status, 200u);
+  EXPECT_EQ(stat({"responses", "vehicle_data", "200"}), 1);
+  EXPECT_EQ(stat({"wake_up", kVins[2]}), 0);
+  EXPECT_EQ(client->vehicle(kVins[2])->state, fa::VehicleState::Asleep);
+  EXPECT_TRUE(client->vehicle_data(kVins[0]));  // online cars answer as usual
+}
+
 TEST_F(FleetApi, RateLimitSurfacesRetryAfterWithoutRetrying) {
   ASSERT_TRUE(client->vehicles());
   sim_call("POST", "/sim/faults/rate_limit?count=1&retry_after=42&endpoint=vehicle_data");
