@@ -27,10 +27,10 @@ namespace ts::vehicle_sim {
 /// token endpoint included, when `endpoint` is empty).
 struct Fault {
   enum class Kind {
-    RateLimit,    ///< 429 with Retry-After: retry_after_s
-    ServerError,  ///< `status` (5xx) with Tesla's error envelope
-    Garbage,      ///< 200 with a body that is not JSON
-    Unauthorized, ///< 401 as for a revoked token (the token itself stays valid)
+    RateLimit,     ///< 429 with Retry-After: retry_after_s
+    ServerError,   ///< `status` (5xx) with Tesla's error envelope
+    Garbage,       ///< 200 with a body that is not JSON
+    Unauthorized,  ///< 401 as for a revoked token (the token itself stays valid)
   };
   Kind kind = Kind::RateLimit;
   std::string endpoint;
@@ -113,7 +113,7 @@ class StandIn {
   std::optional<std::vector<std::string>> error_vins_;
   std::deque<Fault> faults_;
   std::uint64_t error_serial_ = 0;
-  std::map<std::string, std::uint64_t> requests_;                        // by endpoint
+  std::map<std::string, std::uint64_t> requests_;                       // by endpoint
   std::map<std::string, std::map<unsigned, std::uint64_t>> responses_;  // endpoint → status → n
   std::uint64_t faults_served_ = 0;
 };
