@@ -23,17 +23,17 @@ struct KeygenArgs {
 };
 
 void print_next_steps(const std::filesystem::path& public_key) {
-  std::cout << "\nnext steps:\n"
-            << "  1. serve the public key: run teslasync-api with\n"
-            << "       TESLA_PUBLIC_KEY_FILE=" << public_key.string() << "\n"
-            << "     it is then served without auth at https://<your-domain>" << kWellKnownPath
-            << "\n"
-            << "     (Tesla fetches it there when you register the partner account, and it must "
-               "stay there)\n"
-            << "  2. register the domain: POST /api/1/partner_accounts {\"domain\": "
-               "\"<your-domain>\"} with a partner token\n"
-            << "  3. each owner pairs the key in the Tesla app: https://tesla.com/_ak/<your-domain>\n"
-            << "  (docs/fleet-api.md walks through all of it)\n";
+  std::cout
+      << "\nnext steps:\n"
+      << "  1. serve the public key: run teslasync-api with\n"
+      << "       TESLA_PUBLIC_KEY_FILE=" << public_key.string() << "\n"
+      << "     it is then served without auth at https://<your-domain>" << kWellKnownPath << "\n"
+      << "     (Tesla fetches it there when you register the partner account, and it must "
+         "stay there)\n"
+      << "  2. register the domain: POST /api/1/partner_accounts {\"domain\": "
+         "\"<your-domain>\"} with a partner token\n"
+      << "  3. each owner pairs the key in the Tesla app: https://tesla.com/_ak/<your-domain>\n"
+      << "  (docs/fleet-api.md walks through all of it)\n";
 }
 
 int run(const KeygenArgs& args) {

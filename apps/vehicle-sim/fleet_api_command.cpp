@@ -106,7 +106,8 @@ int run(FleetApiArgs& a) {
   StandIn standin(std::move(options));
 
   // Start-up switches: the same effects as the /sim/ controls.
-  for (const auto& vin : a.asleep) standin.fleet().put_to_sleep(vehicle_for(standin, vin, "--asleep"));
+  for (const auto& vin : a.asleep)
+    standin.fleet().put_to_sleep(vehicle_for(standin, vin, "--asleep"));
   for (const auto& vin : a.offline) {
     standin.fleet().take_offline(vehicle_for(standin, vin, "--offline"));
   }
@@ -114,7 +115,8 @@ int run(FleetApiArgs& a) {
   for (const auto& m : a.modes) {
     auto [vin, name] = split_assignment(m, "--mode", false);
     auto mode = parse_mode(name);
-    if (!mode) throw std::invalid_argument("--mode: " + name + " is not parked, driving or charging");
+    if (!mode)
+      throw std::invalid_argument("--mode: " + name + " is not parked, driving or charging");
     standin.fleet().set_mode(vehicle_for(standin, vin, "--mode"), *mode);
   }
   for (const auto& e : a.telemetry_errors) {
@@ -123,19 +125,20 @@ int run(FleetApiArgs& a) {
   }
   if (!a.error_vins.empty()) standin.set_error_vins(a.error_vins);
   if (a.rate_limit > 0) {
-    standin.add_fault({.kind = Fault::Kind::RateLimit, .count = a.rate_limit,
-                       .retry_after_s = a.retry_after});
+    standin.add_fault(
+        {.kind = Fault::Kind::RateLimit, .count = a.rate_limit, .retry_after_s = a.retry_after});
   }
   if (a.server_errors > 0) {
-    standin.add_fault({.kind = Fault::Kind::ServerError, .count = a.server_errors,
+    standin.add_fault({.kind = Fault::Kind::ServerError,
+                       .count = a.server_errors,
                        .status = a.server_error_status});
   }
 
   boost::asio::io_context io(1);
-  Listener listener(io,
-                    ListenerOptions{.host = host, .port = port, .cert_file = a.cert_file,
-                                    .key_file = a.key_file},
-                    [&standin](const http::Request& r) { return standin.handle(r); });
+  Listener listener(
+      io,
+      ListenerOptions{.host = host, .port = port, .cert_file = a.cert_file, .key_file = a.key_file},
+      [&standin](const http::Request& r) { return standin.handle(r); });
   listener.start();
   auto log = ts::log::get("sim");
   const bool loopback = host == "localhost" || host.starts_with("127.") || host == "::1";
@@ -148,8 +151,7 @@ int run(FleetApiArgs& a) {
   for (std::size_t i = 0; i < vehicles.size() && i < 10; ++i) list += " " + vehicles[i].vin;
   if (vehicles.size() > 10) list += fmt::format(" … ({} more)", vehicles.size() - 10);
   std::cout << "fleet-api stand-in listening on " << listener.url() << " (" << vehicles.size()
-            << " vehicle" << (vehicles.size() == 1 ? "" : "s") << ":" << list << ")"
-            << std::endl;
+            << " vehicle" << (vehicles.size() == 1 ? "" : "s") << ":" << list << ")" << std::endl;
   log->info("token endpoint {}/oauth2/v3/token; initial user refresh token '{}'", listener.url(),
             a.standin.tokens.refresh_token);
 
@@ -226,13 +228,17 @@ void register_fleet_api(CLI::App& app) {
   cmd->add_flag("--require-jws", s.require_jws,
                 "answer unsigned fleet_telemetry_config creates with 412, as real Tesla does "
                 "without the vehicle-command proxy");
+  cmd->add_flag("--cached-when-asleep", s.cached_when_unavailable,
+                "vehicle_data of an asleep/offline car answers 200 with cached data and its "
+                "state instead of 408 (Tesla documents both)");
   cmd->add_option("--log-level", a->log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
   cmd->footer(
       "Controls (no auth): GET /sim/stats, GET /sim/vehicles, POST /sim/vehicles/{vin}/"
       "sleep|offline|wake|mode?mode=M|key?paired=B, POST|DELETE /sim/vehicles/{vin}/"
       "telemetry_errors, POST|DELETE /sim/error_vins, POST /sim/faults/rate_limit|server_error|"
-      "garbage|unauthorized?count=N[&endpoint=E], DELETE /sim/faults, POST /sim/tokens/expire[?refresh=true].\n"
+      "garbage|unauthorized?count=N[&endpoint=E], DELETE /sim/faults, POST "
+      "/sim/tokens/expire[?refresh=true].\n"
       "Exit code: 0 after SIGINT/SIGTERM, 2 for invalid options, 1 when it cannot listen.");
 
   cmd->callback([a] {

@@ -48,10 +48,9 @@ std::string encode(std::string_view text, std::string_view keep = {}) {
 
 // A VIN (or the numeric id the API also accepts) that can go into a path as is.
 bool valid_vin(std::string_view vin) {
-  return !vin.empty() && vin.size() <= 32 &&
-         std::all_of(vin.begin(), vin.end(), [](char c) {
-           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-         });
+  return !vin.empty() && vin.size() <= 32 && std::all_of(vin.begin(), vin.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  });
 }
 
 Error invalid_vin(std::string_view vin) {
@@ -205,10 +204,10 @@ Result<Token> Client::fetch_partner_token_locked() {
   }
   metrics_->token_refreshes.with({"partner", "ok"}).inc();
   partner_ = *token;
-  ts::log::get("fleet_api")->info("got a partner token (expires in {} s)",
-                                  std::chrono::duration_cast<std::chrono::seconds>(
-                                      partner_.expires_at - Clock::now())
-                                      .count());
+  ts::log::get("fleet_api")
+      ->info("got a partner token (expires in {} s)",
+             std::chrono::duration_cast<std::chrono::seconds>(partner_.expires_at - Clock::now())
+                 .count());
   return token;
 }
 
@@ -229,16 +228,16 @@ Result<Token> Client::refresh_user_token_locked() {
   metrics_->token_refreshes.with({"user", "ok"}).inc();
   if (token->refresh_token.empty()) token->refresh_token = user_.refresh_token;  // not rotated
   user_ = *token;
-  ts::log::get("fleet_api")->info("refreshed the user token (expires in {} s)",
-                                  std::chrono::duration_cast<std::chrono::seconds>(
-                                      user_.expires_at - Clock::now())
-                                      .count());
+  ts::log::get("fleet_api")
+      ->info("refreshed the user token (expires in {} s)",
+             std::chrono::duration_cast<std::chrono::seconds>(user_.expires_at - Clock::now())
+                 .count());
   if (options_.on_user_token) {
     try {
       options_.on_user_token(user_);
     } catch (const std::exception& e) {
-      ts::log::get("fleet_api")->error("on_user_token failed: {} (the new token is kept in memory)",
-                                       e.what());
+      ts::log::get("fleet_api")
+          ->error("on_user_token failed: {} (the new token is kept in memory)", e.what());
     }
   }
   return token;
@@ -341,7 +340,17 @@ Result<VehicleData> Client::vehicle_data(std::string_view vin, std::string_view 
   if (!endpoints.empty()) target += "?endpoints=" + encode(endpoints, ";");
   auto r = call("vehicle_data", Auth::User, "GET", std::move(target));
   if (!r) return r.error();
-  return parse_vehicle_data_response(r->body, signal::now());
+  auto data = parse_vehicle_data_response(r->body, signal::now());
+  if (data && (data->vehicle.state == VehicleState::Asleep ||
+               data->vehicle.state == VehicleState::Offline)) {
+    // Tesla may answer from its cache for a car that is not online: not a fresh reading.
+    metrics_->vehicle_unavailable.with({"vehicle_data"}).inc();
+    return Error(errc::vehicle_unavailable,
+                 "vehicle_data answered for a car that is " + data->vehicle.state_text +
+                     " (cached data ignored)",
+                 r->status);
+  }
+  return data;
 }
 
 Result<Vehicle> Client::wake_up(std::string_view vin) {
@@ -354,8 +363,8 @@ Result<Vehicle> Client::wake_up(std::string_view vin) {
 
 Result<ConfigUpdate> Client::create_telemetry_config(const std::vector<std::string>& vins,
                                                      const TelemetryConfig& config) {
-  std::string body = "{\"vins\":" + vins_json(vins) +
-                     ",\"config\":" + telemetry_config_json(config) + "}";
+  std::string body =
+      "{\"vins\":" + vins_json(vins) + ",\"config\":" + telemetry_config_json(config) + "}";
   auto r = call("fleet_telemetry_config_create", Auth::User, "POST",
                 "/api/1/vehicles/fleet_telemetry_config", std::move(body));
   if (!r) return r.error();

@@ -101,8 +101,9 @@ class Client {
   Result<std::vector<Vehicle>> vehicles();
   /// GET /api/1/vehicles/{vin}: includes `state`; does not wake the car.
   Result<Vehicle> vehicle(std::string_view vin);
-  /// GET /api/1/vehicles/{vin}/vehicle_data?endpoints=… (';'-separated). 408/504 =
-  /// errc::vehicle_unavailable: the car sleeps or is offline and was not woken.
+  /// GET /api/1/vehicles/{vin}/vehicle_data?endpoints=… (';'-separated). 408/504, or a 200
+  /// whose `state` is asleep/offline (cached data), = errc::vehicle_unavailable: the car sleeps
+  /// or is offline and was not woken.
   Result<VehicleData> vehicle_data(std::string_view vin,
                                    std::string_view endpoints = kPollEndpoints);
   /// POST /api/1/vehicles/{vin}/wake_up. Costly (Tesla bills wakes at 50x a data request) and it

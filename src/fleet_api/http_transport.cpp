@@ -101,7 +101,8 @@ asio::awaitable<void> talk(Stream& stream, beast::tcp_stream& lowest, beast::fla
   auto& msg = parser.get();
   out.response.status = msg.result_int();
   out.response.body = std::move(msg.body());
-  for (const auto& field : msg) out.response.headers.emplace_back(field.name_string(), field.value());
+  for (const auto& field : msg)
+    out.response.headers.emplace_back(field.name_string(), field.value());
   out.keep_alive = msg.keep_alive();
 }
 
@@ -254,7 +255,8 @@ Result<HttpResponse> HttpTransport::send(const HttpRequest& request,
   req.target(base_.path + request.target);
   req.version(11);
   const bool default_port = base_.port == (base_.tls ? 443 : 80);
-  std::string host = base_.host.find(':') != std::string::npos ? "[" + base_.host + "]" : base_.host;
+  std::string host =
+      base_.host.find(':') != std::string::npos ? "[" + base_.host + "]" : base_.host;
   req.set(bhttp::field::host, default_port ? host : host + ":" + std::to_string(base_.port));
   req.set(bhttp::field::user_agent, options_.user_agent);
   req.set(bhttp::field::accept, "application/json");
@@ -279,8 +281,8 @@ Result<HttpResponse> HttpTransport::send(const HttpRequest& request,
     bool done = false;
     c->io.restart();
     asio::co_spawn(c->io,
-                   exchange(*c, base_, !reused, options_.connect_timeout, req,
-                            options_.body_limit, deadline, out),
+                   exchange(*c, base_, !reused, options_.connect_timeout, req, options_.body_limit,
+                            deadline, out),
                    [&](std::exception_ptr e) {
                      done = true;
                      if (e && !out.ec) {

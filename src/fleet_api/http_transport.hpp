@@ -66,9 +66,9 @@ struct HttpResponse {
 };
 
 struct TransportOptions {
-  std::string base_url;     ///< required: "https://host[:port][/prefix]"
-  std::string ca_file;      ///< PEM trust anchors instead of the system store (empty = system)
-  bool allow_insecure_http = false;  ///< allow http:// to a non-loopback host
+  std::string base_url;  ///< required: "https://host[:port][/prefix]"
+  std::string ca_file;   ///< PEM trust anchors instead of the system store (empty = system)
+  bool allow_insecure_http = false;                   ///< allow http:// to a non-loopback host
   std::chrono::milliseconds connect_timeout{10'000};  ///< cap on connect + TLS handshake
   std::size_t body_limit = 8 * 1024 * 1024;           ///< larger responses fail (network)
   std::size_t max_idle_connections = 4;

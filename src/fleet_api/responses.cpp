@@ -25,8 +25,8 @@ Result<json::value> parse_json(std::string_view body) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
   if (ec) {
-    return bad("body is not JSON (" + ec.message() + "): " +
-               std::string(body.substr(0, std::min<std::size_t>(body.size(), 120))));
+    return bad("body is not JSON (" + ec.message() +
+               "): " + std::string(body.substr(0, std::min<std::size_t>(body.size(), 120))));
   }
   return v;
 }
@@ -292,8 +292,7 @@ Result<Vehicle> parse_vehicle_response(std::string_view body) {
   return v;
 }
 
-Result<VehicleData> parse_vehicle_data_response(std::string_view body,
-                                                signal::Timestamp received) {
+Result<VehicleData> parse_vehicle_data_response(std::string_view body, signal::Timestamp received) {
   auto o = envelope_object(body);
   if (!o) return o.error();
   VehicleData data;
@@ -310,7 +309,8 @@ Result<ConfigUpdate> parse_config_update_response(std::string_view body) {
   auto updated = integer(*o, "updated_vehicles");
   if (!updated) return bad("no updated_vehicles in the response");
   u.updated_vehicles = static_cast<int>(*updated);
-  if (const json::value* skipped = member(*o, "skipped_vehicles"); skipped && skipped->is_object()) {
+  if (const json::value* skipped = member(*o, "skipped_vehicles");
+      skipped && skipped->is_object()) {
     for (const auto& kv : skipped->get_object()) {
       u.skipped_vehicles[std::string(kv.key())] = strings(&kv.value());
     }
@@ -394,7 +394,8 @@ Result<FleetStatus> parse_fleet_status_response(std::string_view body) {
       vi.firmware_version = text(io, "firmware_version");
       vi.fleet_telemetry_version = text(io, "fleet_telemetry_version");
       vi.vehicle_command_protocol_required = boolean(io, "vehicle_command_protocol_required");
-      if (auto n = integer(io, "total_number_of_keys")) vi.total_number_of_keys = static_cast<int>(*n);
+      if (auto n = integer(io, "total_number_of_keys"))
+        vi.total_number_of_keys = static_cast<int>(*n);
       vi.safety_screen_streaming_toggle_enabled =
           boolean(io, "safety_screen_streaming_toggle_enabled");
       s.vehicle_info.emplace(std::string(kv.key()), std::move(vi));

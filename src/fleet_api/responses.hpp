@@ -28,7 +28,8 @@ std::chrono::seconds parse_retry_after(std::string_view header,
                                        std::chrono::system_clock::time_point now);
 
 /// POST /oauth2/v3/token (not enveloped): access_token required; expires_in (s) sets expires_at.
-Result<Token> parse_token_response(std::string_view body, std::chrono::system_clock::time_point now);
+Result<Token> parse_token_response(std::string_view body,
+                                   std::chrono::system_clock::time_point now);
 
 /// One page of GET /api/1/vehicles: {"response":[…], "pagination":{"next":N|null,…}}.
 struct VehiclePage {

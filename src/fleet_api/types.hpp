@@ -16,7 +16,7 @@ namespace ts::fleet_api {
 /// `state` of GET /api/1/vehicles[/{vin}]. Since firmware 2024.20 Tesla often says `offline` for
 /// a sleeping car, so treat both the same: do not poll, do not wake.
 enum class VehicleState { Online, Asleep, Offline, Unknown };
-std::string_view to_string(VehicleState state) noexcept;       ///< "online", "asleep", ...
+std::string_view to_string(VehicleState state) noexcept;           ///< "online", "asleep", ...
 VehicleState parse_vehicle_state(std::string_view text) noexcept;  ///< Unknown for anything else
 
 struct Vehicle {
@@ -42,21 +42,21 @@ struct Token {
 /// One field of a fleet telemetry config (`config.fields.<Name>`).
 struct FieldConfig {
   int interval_seconds = 0;
-  std::optional<double> minimum_delta;           ///< firmware ≥ 2024.44.32
-  std::optional<int> resend_interval_seconds;    ///< firmware ≥ 2024.44.32
+  std::optional<double> minimum_delta;         ///< firmware ≥ 2024.44.32
+  std::optional<int> resend_interval_seconds;  ///< firmware ≥ 2024.44.32
 
   friend bool operator==(const FieldConfig&, const FieldConfig&) = default;
 };
 
 /// The `config` object of POST /api/1/vehicles/fleet_telemetry_config and of the GET response.
 struct TelemetryConfig {
-  std::string hostname;  ///< where the car connects (our telemetry-server)
-  int port = 443;        ///< sent as an integer: a string breaks streaming (FT#119)
-  std::string ca;        ///< PEM chain the *car* uses to verify our server
+  std::string hostname;             ///< where the car connects (our telemetry-server)
+  int port = 443;                   ///< sent as an integer: a string breaks streaming (FT#119)
+  std::string ca;                   ///< PEM chain the *car* uses to verify our server
   std::optional<std::int64_t> exp;  ///< epoch seconds; Tesla drops configs after ~30 days
   std::optional<bool> prefer_typed;
-  std::string delivery_policy;           ///< "latest" or "" (not sent)
-  std::vector<std::string> alert_types;  ///< "service", "customer", "service-fix"
+  std::string delivery_policy;                ///< "latest" or "" (not sent)
+  std::vector<std::string> alert_types;       ///< "service", "customer", "service-fix"
   std::map<std::string, FieldConfig> fields;  ///< by Field name, e.g. "VehicleSpeed"
   std::string iss;  ///< read-only, echoed by GET: base64 of the signing public key
   std::string aud;  ///< read-only, echoed by GET
@@ -89,7 +89,7 @@ struct TelemetryError {
   std::string error_name;  ///< e.g. "config_manager_error" (or error_code)
   std::string error;       ///< e.g. "InvalidSignature: unknown issuer" (or error_message)
   std::string txid;
-  std::string created_at;  ///< as sent (RFC 3339)
+  std::string created_at;                          ///< as sent (RFC 3339)
   std::optional<signal::Timestamp> created_at_us;  ///< parsed, when it is RFC 3339
 };
 

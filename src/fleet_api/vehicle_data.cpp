@@ -77,8 +77,8 @@ Value enum_value(std::string_view prefix, std::string_view text,
   return Value::enumeration(std::string(prefix) + "Unknown");
 }
 
-constexpr std::array<std::string_view, 6> kChargingStates = {
-    "Disconnected", "NoPower", "Starting", "Charging", "Complete", "Stopped"};
+constexpr std::array<std::string_view, 6> kChargingStates = {"Disconnected", "NoPower",  "Starting",
+                                                             "Charging",     "Complete", "Stopped"};
 
 std::optional<Value> charge_state(const json::object&, const json::value& v) {
   if (!v.is_string()) return std::nullopt;

@@ -106,14 +106,13 @@ Listener::Listener(asio::io_context& io, ListenerOptions options, http::Handler 
     throw std::runtime_error("--cert and --key go together");
   }
   if (options_.cert_file.empty()) {
-    plain_ = std::make_unique<http::Server>(
-        io,
-        http::ServerOptions{.host = options_.host,
-                            .port = options_.port,
-                            .header_limit = kHeaderLimit,
-                            .body_limit = kBodyLimit,
-                            .idle_timeout = kIdleTimeout},
-        std::move(handler));
+    plain_ = std::make_unique<http::Server>(io,
+                                            http::ServerOptions{.host = options_.host,
+                                                                .port = options_.port,
+                                                                .header_limit = kHeaderLimit,
+                                                                .body_limit = kBodyLimit,
+                                                                .idle_timeout = kIdleTimeout},
+                                            std::move(handler));
   } else {
     secure_ = std::make_shared<TlsServer>(io, std::move(handler));
     boost::system::error_code ec;

@@ -35,30 +35,30 @@ struct SimTelemetryError {
 
 struct SimVehicle {
   std::string vin;
-  std::int64_t id = 0;          ///< Fleet API id (paths accept it too)
+  std::int64_t id = 0;  ///< Fleet API id (paths accept it too)
   std::int64_t vehicle_id = 0;
   SignalGenerator generator;
   Availability availability = Availability::Online;
-  bool held = false;           ///< asleep/offline by a control: frozen until woken
-  double idle_s = 0;           ///< simulated seconds parked without a vehicle_data request
-  double wake_left_s = -1;     ///< ≥ 0 while a wake_up is in progress (wall seconds left)
+  bool held = false;        ///< asleep/offline by a control: frozen until woken
+  double idle_s = 0;        ///< simulated seconds parked without a vehicle_data request
+  double wake_left_s = -1;  ///< ≥ 0 while a wake_up is in progress (wall seconds left)
   bool key_paired = true;
   std::uint64_t wake_up_calls = 0;
   std::uint64_t vehicle_data_served = 0;
   std::optional<std::string> telemetry_config;  ///< the stored config object (JSON text)
-  bool config_synced = false;  ///< the car has adopted the stored config
+  bool config_synced = false;                   ///< the car has adopted the stored config
   std::vector<SimTelemetryError> errors;
 
   SimVehicle(std::string v, std::uint64_t seed);
 };
 
 struct SimFleetOptions {
-  std::uint64_t seed = 1;     ///< with the VIN, seeds each generator (as `vehicle-sim run`)
-  double time_scale = 1.0;    ///< simulated seconds per wall second; 0 freezes the cars
+  std::uint64_t seed = 1;   ///< with the VIN, seeds each generator (as `vehicle-sim run`)
+  double time_scale = 1.0;  ///< simulated seconds per wall second; 0 freezes the cars
   /// Parked and unpolled this long (simulated s) → asleep; 0 = never. The sim parks for 2-8
   /// minutes between drives, so the default puts about half of the stops to sleep.
   double sleep_after_s = 180;
-  double wake_s = 0;          ///< wall seconds a wake_up takes (0 = online at once)
+  double wake_s = 0;  ///< wall seconds a wake_up takes (0 = online at once)
 };
 
 class SimFleet {
@@ -75,9 +75,9 @@ class SimFleet {
   const SimFleetOptions& options() const { return options_; }
 
   // Controls (`/sim/…` and start-up switches).
-  void put_to_sleep(SimVehicle& v);   ///< held asleep
-  void take_offline(SimVehicle& v);   ///< held offline (wake_up cannot reach it)
-  void bring_online(SimVehicle& v);   ///< online now, whatever it was
+  void put_to_sleep(SimVehicle& v);         ///< held asleep
+  void take_offline(SimVehicle& v);         ///< held offline (wake_up cannot reach it)
+  void bring_online(SimVehicle& v);         ///< online now, whatever it was
   void set_mode(SimVehicle& v, Mode mode);  ///< also brings it online
 
   /// POST …/wake_up: counted; an asleep car comes online after `wake_s` (at once when 0), an

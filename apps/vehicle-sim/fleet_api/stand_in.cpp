@@ -162,13 +162,20 @@ std::optional<std::string> base64url_decode(std::string_view in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-' || c == '+')
+      v = 62;
+    else if (c == '_' || c == '/')
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::nullopt;
     buffer = (buffer << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
@@ -205,7 +212,8 @@ std::string config_problem(const json::object& config) {
     if (!vd::Field_Parse(std::string(kv.key()), &f)) {
       return "Unknown field " + std::string(kv.key());
     }
-    if (!kv.value().is_object()) return "config.fields." + std::string(kv.key()) + " must be an object";
+    if (!kv.value().is_object())
+      return "config.fields." + std::string(kv.key()) + " must be an object";
     const json::value* interval = member(kv.value().get_object(), "interval_seconds");
     if (interval == nullptr || !interval->is_number() || interval->to_number<double>() < 1) {
       return "config.fields." + std::string(kv.key()) + ".interval_seconds must be ≥ 1";
@@ -235,8 +243,7 @@ json::object vehicle_state_json(const SimVehicle& v) {
 }
 
 double steady_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 std::int64_t now_ms() {
@@ -265,7 +272,8 @@ StandIn::StandIn(StandInOptions options, std::function<double()> now)
     : now_(now ? std::move(now) : steady_seconds),
       fleet_(options.vins, options.fleet),
       tokens_(options.tokens, options.fleet.seed),
-      require_jws_(options.require_jws) {
+      require_jws_(options.require_jws),
+      cached_when_unavailable_(options.cached_when_unavailable) {
   if (options.vins.empty()) throw std::invalid_argument("the stand-in needs at least one vehicle");
   std::set<std::string> seen;
   for (const auto& vin : options.vins) {
@@ -343,8 +351,8 @@ StandIn::Route StandIn::route(const std::string& method, const std::string& path
         r.endpoint = "fleet_telemetry_errors";
         expect("GET");
       } else if (p[4] == "fleet_telemetry_config") {
-        r.endpoint = method == "DELETE" ? "fleet_telemetry_config_delete"
-                                        : "fleet_telemetry_config_get";
+        r.endpoint =
+            method == "DELETE" ? "fleet_telemetry_config_delete" : "fleet_telemetry_config_get";
         r.method_ok = method == "GET" || method == "DELETE";
       }
     }
@@ -404,8 +412,10 @@ std::optional<Response> StandIn::take_fault(const std::string& endpoint) {
       case Fault::Kind::ServerError:
         return api_error(f.status, "internal server error", "vehicle-sim injected a failure");
       case Fault::Kind::Garbage:
-        return Response{200, "text/html; charset=utf-8",
-                        "<html><body>502 Bad Gateway (vehicle-sim injected)</body></html>", {}};
+        return Response{200,
+                        "text/html; charset=utf-8",
+                        "<html><body>502 Bad Gateway (vehicle-sim injected)</body></html>",
+                        {}};
       case Fault::Kind::Unauthorized:
         return api_error(401, "invalid bearer token", "vehicle-sim injected a 401");
     }
@@ -417,7 +427,8 @@ std::optional<Response> StandIn::check_auth(const Request& req, const std::strin
                                             double now) {
   const std::string auth = header(req, "Authorization");
   constexpr std::string_view kBearer = "Bearer ";
-  if (auth.size() <= kBearer.size() || !boost::beast::iequals(auth.substr(0, kBearer.size()), kBearer)) {
+  if (auth.size() <= kBearer.size() ||
+      !boost::beast::iequals(auth.substr(0, kBearer.size()), kBearer)) {
     return api_error(401, "missing bearer token", "send Authorization: Bearer <access token>");
   }
   auto kind = tokens_.validate(std::string_view(auth).substr(kBearer.size()), now);
@@ -506,7 +517,8 @@ Response StandIn::vehicles(const Request& req) {
 }
 
 Response StandIn::vehicle_data(const Request& req, SimVehicle& v) {
-  if (v.availability != Availability::Online) return api_error(408, kUnavailable);
+  const bool online = v.availability == Availability::Online;
+  if (!online && !cached_when_unavailable_) return api_error(408, kUnavailable);
   std::set<std::string> endpoints;
   auto q = query_of(req);
   std::string_view list = q["endpoints"];
@@ -518,6 +530,10 @@ Response StandIn::vehicle_data(const Request& req, SimVehicle& v) {
     if (!is_vehicle_data_endpoint(name)) return api_error(400, "invalid endpoint " + name);
     endpoints.insert(std::move(name));
   }
+  if (!online) {
+    // The frozen car's data, stamped with the current time like Tesla's cache; not a poll.
+    return ok(ts::vehicle_sim::vehicle_data(v, endpoints, now_ms()));
+  }
   fleet_.polled(v);
   return ok(ts::vehicle_sim::vehicle_data(v, endpoints, now_ms()));
 }
@@ -525,14 +541,17 @@ Response StandIn::vehicle_data(const Request& req, SimVehicle& v) {
 Response StandIn::config_create(const Request& req, bool jws) {
   if (!jws && require_jws_) return api_error(412, kProxyRequired);
   auto body = parse_json(req.body);
-  if (!body || !body->is_object()) return api_error(400, "invalid_request", "body is not a JSON object");
+  if (!body || !body->is_object())
+    return api_error(400, "invalid_request", "body is not a JSON object");
   const json::object& o = body->get_object();
   auto vins = string_list(member(o, "vins"));
-  if (!vins || vins->empty()) return api_error(400, "invalid_request", "vins must be a non-empty list");
+  if (!vins || vins->empty())
+    return api_error(400, "invalid_request", "vins must be a non-empty list");
   json::object config;
   if (jws) {
     const json::value* token = member(o, "token");
-    if (token == nullptr || !token->is_string()) return api_error(400, "invalid_request", "token is required");
+    if (token == nullptr || !token->is_string())
+      return api_error(400, "invalid_request", "token is required");
     // header.payload.signature; the stand-in reads the claims but does not verify the
     // Tesla.SS256 signature.
     std::string_view t = token->get_string();
@@ -542,11 +561,13 @@ Response StandIn::config_create(const Request& req, bool jws) {
                       ? std::nullopt
                       : base64url_decode(t.substr(first + 1, second - first - 1));
     auto parsed = claims ? parse_json(*claims) : std::nullopt;
-    if (!parsed || !parsed->is_object()) return api_error(400, "invalid_request", "token is not a JWS with JSON claims");
+    if (!parsed || !parsed->is_object())
+      return api_error(400, "invalid_request", "token is not a JWS with JSON claims");
     config = parsed->get_object();
   } else {
     const json::value* c = member(o, "config");
-    if (c == nullptr || !c->is_object()) return api_error(400, "invalid_request", "config must be an object");
+    if (c == nullptr || !c->is_object())
+      return api_error(400, "invalid_request", "config must be an object");
     config = c->get_object();
   }
   if (std::string problem = config_problem(config); !problem.empty()) {
@@ -600,8 +621,8 @@ Response StandIn::config_delete(SimVehicle& v) {
 
 Response StandIn::fleet_status(const Request& req) {
   auto body = parse_json(req.body);
-  auto vins = body && body->is_object() ? string_list(member(body->get_object(), "vins"))
-                                        : std::nullopt;
+  auto vins =
+      body && body->is_object() ? string_list(member(body->get_object(), "vins")) : std::nullopt;
   if (!vins) return api_error(400, "invalid_request", "vins must be a list");
   json::array paired, unpaired;
   json::object info;
@@ -726,7 +747,8 @@ Response StandIn::control(const Request& req, const std::string& path) {
       fleet_.set_mode(*v, *mode);
     } else if (action == "key" && m == "POST") {
       const std::string paired = q["paired"];
-      if (paired != "true" && paired != "false") return control_error(400, "paired must be true or false");
+      if (paired != "true" && paired != "false")
+        return control_error(400, "paired must be true or false");
       v->key_paired = paired == "true";
     } else if (action == "telemetry_errors" && m == "POST") {
       std::string name = q["error_name"], error = q["error"];

@@ -27,10 +27,10 @@ namespace ts::vehicle_sim {
 /// token endpoint included, when `endpoint` is empty).
 struct Fault {
   enum class Kind {
-    RateLimit,    ///< 429 with Retry-After: retry_after_s
-    ServerError,  ///< `status` (5xx) with Tesla's error envelope
-    Garbage,      ///< 200 with a body that is not JSON
-    Unauthorized, ///< 401 as for a revoked token (the token itself stays valid)
+    RateLimit,     ///< 429 with Retry-After: retry_after_s
+    ServerError,   ///< `status` (5xx) with Tesla's error envelope
+    Garbage,       ///< 200 with a body that is not JSON
+    Unauthorized,  ///< 401 as for a revoked token (the token itself stays valid)
   };
   Kind kind = Kind::RateLimit;
   std::string endpoint;
@@ -50,6 +50,9 @@ struct StandInOptions {
   /// Answer the unsigned POST …/fleet_telemetry_config with 412, as real Tesla does when the
   /// request did not go through the vehicle-command proxy (…_jws still works).
   bool require_jws = false;
+  /// vehicle_data of an asleep/offline car answers 200 with its last data and its `state`
+  /// ("may return cached data if offline", Tesla's docs) instead of 408. It still never wakes it.
+  bool cached_when_unavailable = false;
 };
 
 class StandIn {
@@ -106,10 +109,11 @@ class StandIn {
   TokenIssuer tokens_;
   std::string error_vins_shape_;
   bool require_jws_;
+  bool cached_when_unavailable_;
   std::optional<std::vector<std::string>> error_vins_;
   std::deque<Fault> faults_;
   std::uint64_t error_serial_ = 0;
-  std::map<std::string, std::uint64_t> requests_;                        // by endpoint
+  std::map<std::string, std::uint64_t> requests_;                       // by endpoint
   std::map<std::string, std::map<unsigned, std::uint64_t>> responses_;  // endpoint → status → n
   std::uint64_t faults_served_ = 0;
 };

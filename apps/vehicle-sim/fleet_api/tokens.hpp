@@ -24,7 +24,7 @@ struct TokenOptions {
   std::string client_id;      ///< required match when not empty
   std::string client_secret;  ///< required match for client_credentials when not empty
   std::string refresh_token = "vehicle-sim-refresh-token";  ///< the initial user refresh token
-  double ttl_s = 8 * 3600;    ///< access token lifetime (Tesla: 8 h)
+  double ttl_s = 8 * 3600;                                  ///< access token lifetime (Tesla: 8 h)
 };
 
 enum class TokenKind { Partner, User };

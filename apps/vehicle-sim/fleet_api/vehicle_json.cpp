@@ -84,11 +84,17 @@ std::string car_type_of(const std::string& vin) {
 }  // namespace
 
 bool is_vehicle_data_endpoint(const std::string& name) {
-  static const std::set<std::string> kKnown = {
-      "charge_state",    "climate_state",        "closures_state",
-      "drive_state",     "gui_settings",         "location_data",
-      "vehicle_config",  "vehicle_state",        "vehicle_data_combo",
-      "charge_schedule_data", "preconditioning_schedule_data"};
+  static const std::set<std::string> kKnown = {"charge_state",
+                                               "climate_state",
+                                               "closures_state",
+                                               "drive_state",
+                                               "gui_settings",
+                                               "location_data",
+                                               "vehicle_config",
+                                               "vehicle_state",
+                                               "vehicle_data_combo",
+                                               "charge_schedule_data",
+                                               "preconditioning_schedule_data"};
   return kKnown.contains(name);
 }
 

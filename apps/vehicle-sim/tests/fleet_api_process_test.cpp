@@ -20,14 +20,35 @@ TEST(FleetApiProcess, ListensAndAppliesStartUpSwitches) {
   TempDir dir("ts-fleet-api");
   const std::uint16_t port = free_port();
   const std::string a = "5YJ3E1EA1TF100000", b = "5YJ3E1EA3TF100001";
-  Process sim = Process::start(
-      {.argv = {std::string(TS_BIN_DIR) + "/vehicle-sim", "fleet-api", "--listen",
-                "127.0.0.1:" + std::to_string(port), "--vin", a, "--vin", b, "--asleep", b,
-                "--mode", a + "=charging", "--telemetry-error", a + "=InvalidSignature: unknown issuer",
-                "--error-vins-shape", "vins", "--client-id", "cid", "--client-secret", "sec",
-                "--refresh-token", "rt0", "--rate-limit", "1", "--retry-after", "7",
-                "--time-scale", "0"},
-       .output_dir = dir.path()});
+  Process sim = Process::start({.argv = {std::string(TS_BIN_DIR) + "/vehicle-sim",
+                                         "fleet-api",
+                                         "--listen",
+                                         "127.0.0.1:" + std::to_string(port),
+                                         "--vin",
+                                         a,
+                                         "--vin",
+                                         b,
+                                         "--asleep",
+                                         b,
+                                         "--mode",
+                                         a + "=charging",
+                                         "--telemetry-error",
+                                         a + "=InvalidSignature: unknown issuer",
+                                         "--error-vins-shape",
+                                         "vins",
+                                         "--client-id",
+                                         "cid",
+                                         "--client-secret",
+                                         "sec",
+                                         "--refresh-token",
+                                         "rt0",
+                                         "--rate-limit",
+                                         "1",
+                                         "--retry-after",
+                                         "7",
+                                         "--time-scale",
+                                         "0"},
+                                .output_dir = dir.path()});
   ASSERT_TRUE(wait_for([&] { return tcp_connectable(port) || !sim.running(); }, seconds(20),
                        "vehicle-sim fleet-api accepts connections"));
   ASSERT_TRUE(sim.running()) << sim.stderr_text();
@@ -36,8 +57,11 @@ TEST(FleetApiProcess, ListensAndAppliesStartUpSwitches) {
       << sim.stdout_text();
 
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
-  fa::Client client({.base_url = url, .auth_url = url, .client_id = "cid",
-                     .client_secret = "sec", .user_refresh_token = "rt0",
+  fa::Client client({.base_url = url,
+                     .auth_url = url,
+                     .client_id = "cid",
+                     .client_secret = "sec",
+                     .user_refresh_token = "rt0",
                      .request_timeout = seconds(10)});
   // --rate-limit 1 hits the very first request: the token request.
   auto limited = client.partner_token();
@@ -70,10 +94,10 @@ TEST(FleetApiProcess, ListensAndAppliesStartUpSwitches) {
 
 TEST(FleetApiProcess, BadSwitchesExitWith2) {
   TempDir dir("ts-fleet-api");
-  Process sim = Process::start({.argv = {std::string(TS_BIN_DIR) + "/vehicle-sim", "fleet-api",
-                                         "--listen", "127.0.0.1:0", "--vin", "A1", "--asleep",
-                                         "B2"},
-                                .output_dir = dir.path()});
+  Process sim =
+      Process::start({.argv = {std::string(TS_BIN_DIR) + "/vehicle-sim", "fleet-api", "--listen",
+                               "127.0.0.1:0", "--vin", "A1", "--asleep", "B2"},
+                      .output_dir = dir.path()});
   auto status = sim.wait(std::chrono::milliseconds(10'000));
   ASSERT_TRUE(status);
   EXPECT_EQ(*status, 2);

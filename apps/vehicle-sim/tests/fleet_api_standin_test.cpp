@@ -11,9 +11,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
-#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -164,9 +164,9 @@ TEST_F(FleetApi, UserTokenRefreshesOn401AndPersistsTheRotatedToken) {
   EXPECT_EQ(stat({"responses", "vehicle", "401"}), 1);
   EXPECT_EQ(stat({"responses", "vehicle", "200"}), 1);
   EXPECT_EQ(stat({"tokens", "user_issued"}), 2);
-  EXPECT_EQ(metric(metrics, "teslasync_fleet_api_unauthorized_retries_total", {"endpoint"},
-                   {"vehicle"}),
-            1u);
+  EXPECT_EQ(
+      metric(metrics, "teslasync_fleet_api_unauthorized_retries_total", {"endpoint"}, {"vehicle"}),
+      1u);
   EXPECT_EQ(metric(metrics, "teslasync_fleet_api_token_refreshes_total", {"kind", "result"},
                    {"user", "ok"}),
             2u);
@@ -264,6 +264,21 @@ TEST_F(FleetApi, AsleepCarAnswers408AndIsNeverWokenByPolling) {
   EXPECT_EQ(stat({"wake_up", kVins[1]}), 1);
 }
 
+TEST_F(FleetApi, CachedAnswersForSleepingCarsAreNotReadings) {
+  StandInOptions options = frozen_fleet();
+  options.cached_when_unavailable = true;
+  start(std::move(options));
+  sim_call("POST", "/sim/vehicles/" + kVins[2] + "/sleep");
+  auto cached = client->vehicle_data(kVins[2]);
+  ASSERT_FALSE(cached);
+  EXPECT_TRUE(cached.error().is(fa::errc::vehicle_unavailable)) << cached.error().describe();
+  EXPECT_EQ(cached.error().status, 200u);
+  EXPECT_EQ(stat({"responses", "vehicle_data", "200"}), 1);
+  EXPECT_EQ(stat({"wake_up", kVins[2]}), 0);
+  EXPECT_EQ(client->vehicle(kVins[2])->state, fa::VehicleState::Asleep);
+  EXPECT_TRUE(client->vehicle_data(kVins[0]));  // online cars answer as usual
+}
+
 TEST_F(FleetApi, RateLimitSurfacesRetryAfterWithoutRetrying) {
   ASSERT_TRUE(client->vehicles());
   sim_call("POST", "/sim/faults/rate_limit?count=1&retry_after=42&endpoint=vehicle_data");
@@ -274,9 +289,9 @@ TEST_F(FleetApi, RateLimitSurfacesRetryAfterWithoutRetrying) {
   EXPECT_EQ(limited.error().retry_after, seconds(42));
   EXPECT_EQ(limited.error().status, 429u);
   EXPECT_EQ(stat({"requests", "vehicle_data"}), 1);  // the client did not retry by itself
-  EXPECT_EQ(metric(metrics, "teslasync_fleet_api_rate_limited_total", {"endpoint"},
-                   {"vehicle_data"}),
-            1u);
+  EXPECT_EQ(
+      metric(metrics, "teslasync_fleet_api_rate_limited_total", {"endpoint"}, {"vehicle_data"}),
+      1u);
   EXPECT_TRUE(client->vehicle_data(kVins[0]));
   EXPECT_EQ(metric(metrics, "teslasync_fleet_api_requests_total", {"endpoint", "status"},
                    {"vehicle_data", "4xx"}),
@@ -473,7 +488,10 @@ TEST(FleetApiNetwork, ConnectionRefusedIsANetworkError) {
     port = a.local_endpoint().port();
   }  // closed: nothing listens there now
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
-  fa::Client c({.base_url = url, .auth_url = url, .client_id = "id", .user_access_token = "t",
+  fa::Client c({.base_url = url,
+                .auth_url = url,
+                .client_id = "id",
+                .user_access_token = "t",
                 .request_timeout = seconds(5)});
   auto r = c.vehicle_data(kVins[0]);
   ASSERT_FALSE(r);
@@ -487,7 +505,10 @@ TEST(FleetApiNetwork, SilentServerTimesOut) {
   boost::asio::io_context io;
   boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
   const std::string url = "http://127.0.0.1:" + std::to_string(a.local_endpoint().port());
-  fa::Client c({.base_url = url, .auth_url = url, .client_id = "id", .user_access_token = "t",
+  fa::Client c({.base_url = url,
+                .auth_url = url,
+                .client_id = "id",
+                .user_access_token = "t",
                 .request_timeout = milliseconds(300)});
   auto r = c.vehicle(kVins[0]);
   ASSERT_FALSE(r);
@@ -506,8 +527,11 @@ TEST(FleetApiTls, VerifiesTheServerCertificate) {
   ASSERT_TRUE(sim.url().starts_with("https://127.0.0.1:"));
   for (const std::string host : {"127.0.0.1", "localhost"}) {
     const std::string url = "https://" + host + ":" + std::to_string(sim.port());
-    fa::Client c({.base_url = url, .auth_url = url, .client_id = "teslasync",
-                  .client_secret = "s3cret", .user_refresh_token = "rt-initial",
+    fa::Client c({.base_url = url,
+                  .auth_url = url,
+                  .client_id = "teslasync",
+                  .client_secret = "s3cret",
+                  .user_refresh_token = "rt-initial",
                   .ca_file = (good.path() / "ca.pem").string()});
     auto list = c.vehicles();
     ASSERT_TRUE(list) << host << ": " << list.error().describe();
@@ -516,7 +540,9 @@ TEST(FleetApiTls, VerifiesTheServerCertificate) {
   }
   // Another CA does not vouch for this server: refused before any token is sent.
   const std::string url = "https://127.0.0.1:" + std::to_string(sim.port());
-  fa::Client untrusting({.base_url = url, .auth_url = url, .client_id = "teslasync",
+  fa::Client untrusting({.base_url = url,
+                         .auth_url = url,
+                         .client_id = "teslasync",
                          .client_secret = "s3cret",
                          .ca_file = (other.path() / "ca.pem").string()});
   auto refused = untrusting.partner_token();
@@ -525,8 +551,8 @@ TEST(FleetApiTls, VerifiesTheServerCertificate) {
   EXPECT_NE(refused.error().message.find("TLS handshake"), std::string::npos)
       << refused.error().describe();
   // Neither does the system store.
-  fa::Client system({.base_url = url, .auth_url = url, .client_id = "teslasync",
-                     .client_secret = "s3cret"});
+  fa::Client system(
+      {.base_url = url, .auth_url = url, .client_id = "teslasync", .client_secret = "s3cret"});
   EXPECT_TRUE(system.partner_token().error().is(fa::errc::network));
 }
 

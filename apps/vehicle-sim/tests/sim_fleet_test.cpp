@@ -83,8 +83,9 @@ TEST(VehicleJson, ReportsTheGeneratorsRecord) {
   SimVehicle& v = fleet.vehicles()[0];
   fleet.set_mode(v, Mode::Charging);
   v.generator.advance(60);  // past "Starting"
-  json::object all = vehicle_data(v, {"charge_state", "drive_state", "location_data",
-                                      "vehicle_state", "climate_state", "vehicle_config"},
+  json::object all = vehicle_data(v,
+                                  {"charge_state", "drive_state", "location_data", "vehicle_state",
+                                   "climate_state", "vehicle_config"},
                                   1'700'000'000'000);
   const auto& s = v.generator.state();
   const auto& c = all.at("charge_state").as_object();
@@ -111,23 +112,24 @@ TEST(VehicleJson, ReportsTheGeneratorsRecord) {
 
 TEST(Tokens, ClientCredentialsRefreshRotationAndExpiry) {
   TokenIssuer t({.client_id = "cid", .client_secret = "sec", .refresh_token = "r0", .ttl_s = 100});
-  auto partner = t.grant({{"grant_type", "client_credentials"}, {"client_id", "cid"},
-                          {"client_secret", "sec"}},
-                         0);
+  auto partner = t.grant(
+      {{"grant_type", "client_credentials"}, {"client_id", "cid"}, {"client_secret", "sec"}}, 0);
   ASSERT_EQ(partner.status, 200u);
   auto access = json::parse(partner.body).at("access_token").as_string();
   EXPECT_EQ(t.validate(access, 50), TokenKind::Partner);
   EXPECT_FALSE(t.validate(access, 100));  // expired
-  EXPECT_EQ(t.grant({{"grant_type", "client_credentials"}, {"client_id", "cid"},
-                     {"client_secret", "wrong"}},
-                    0)
-                .status,
-            401u);
-  EXPECT_EQ(t.grant({{"grant_type", "client_credentials"}, {"client_id", "other"},
-                     {"client_secret", "sec"}},
-                    0)
-                .status,
-            401u);
+  EXPECT_EQ(
+      t.grant(
+           {{"grant_type", "client_credentials"}, {"client_id", "cid"}, {"client_secret", "wrong"}},
+           0)
+          .status,
+      401u);
+  EXPECT_EQ(
+      t.grant(
+           {{"grant_type", "client_credentials"}, {"client_id", "other"}, {"client_secret", "sec"}},
+           0)
+          .status,
+      401u);
   EXPECT_EQ(t.grant({{"grant_type", "password"}, {"client_id", "cid"}}, 0).status, 400u);
 
   auto first = json::parse(
@@ -136,25 +138,25 @@ TEST(Tokens, ClientCredentialsRefreshRotationAndExpiry) {
   std::string r1(first.at("refresh_token").as_string());
   EXPECT_EQ(t.validate(first.at("access_token").as_string(), 1), TokenKind::User);
   // Rotated tokens are single use; the initial one stays valid.
-  EXPECT_EQ(t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", r1}},
-                    0)
-                .status,
-            200u);
-  auto reused = t.grant(
-      {{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", r1}}, 0);
+  EXPECT_EQ(
+      t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", r1}}, 0)
+          .status,
+      200u);
+  auto reused =
+      t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", r1}}, 0);
   EXPECT_EQ(reused.status, 401u);
   EXPECT_NE(reused.body.find("invalid_grant"), std::string::npos);
-  EXPECT_EQ(t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", "r0"}},
-                    0)
-                .status,
-            200u);
+  EXPECT_EQ(
+      t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", "r0"}}, 0)
+          .status,
+      200u);
   t.expire_all();
   EXPECT_FALSE(t.validate(first.at("access_token").as_string(), 1));
   t.revoke_refresh_tokens();
-  EXPECT_EQ(t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", "r0"}},
-                    0)
-                .status,
-            401u);
+  EXPECT_EQ(
+      t.grant({{"grant_type", "refresh_token"}, {"client_id", "cid"}, {"refresh_token", "r0"}}, 0)
+          .status,
+      401u);
   EXPECT_EQ(t.user_issued(), 3u);
   EXPECT_EQ(t.partner_issued(), 1u);
 }
@@ -177,7 +179,8 @@ struct Handler : ::testing::Test {
   http::Response call(const std::string& method, const std::string& target,
                       const std::string& body = {}, bool auth = true) {
     http::Request r{method, target, body, {}};
-    if (auth && !user_token.empty()) r.headers.emplace_back("Authorization", "Bearer " + user_token);
+    if (auth && !user_token.empty())
+      r.headers.emplace_back("Authorization", "Bearer " + user_token);
     return standin->handle(r);
   }
   json::value body_of(const http::Response& r) { return json::parse(r.body); }
@@ -222,22 +225,29 @@ TEST_F(Handler, ConfigValidationLikeTesla) {
   auto body = [&](const std::string& config) {
     return R"({"vins":[")" + kVins[0] + R"("],"config":)" + config + "}";
   };
-  auto unknown = call("POST", path,
-                      body(R"({"hostname":"h","port":443,"fields":{"ChargeRateMilePerHourX":{"interval_seconds":1}}})"));
+  auto unknown = call(
+      "POST", path,
+      body(
+          R"({"hostname":"h","port":443,"fields":{"ChargeRateMilePerHourX":{"interval_seconds":1}}})"));
   EXPECT_EQ(unknown.status, 400u);
   EXPECT_EQ(body_of(unknown).at("error").as_string(), "Unknown field ChargeRateMilePerHourX");
   auto string_port =
-      call("POST", path, body(R"({"hostname":"h","port":"443","fields":{"Soc":{"interval_seconds":1}}})"));
+      call("POST", path,
+           body(R"({"hostname":"h","port":"443","fields":{"Soc":{"interval_seconds":1}}})"));
   EXPECT_EQ(string_port.status, 400u);
   EXPECT_EQ(body_of(string_port).at("error").as_string(), "config.port must be an integer");
-  EXPECT_EQ(call("POST", path, body(R"({"port":443,"fields":{"Soc":{"interval_seconds":1}}})")).status,
-            400u);
+  EXPECT_EQ(
+      call("POST", path, body(R"({"port":443,"fields":{"Soc":{"interval_seconds":1}}})")).status,
+      400u);
   EXPECT_EQ(call("POST", path, body(R"({"hostname":"h","port":443,"fields":{}})")).status, 400u);
-  EXPECT_EQ(call("POST", path, body(R"({"hostname":"h","port":443,"fields":{"Soc":{"interval_seconds":0}}})")).status,
+  EXPECT_EQ(call("POST", path,
+                 body(R"({"hostname":"h","port":443,"fields":{"Soc":{"interval_seconds":0}}})"))
+                .status,
             400u);
   EXPECT_EQ(call("POST", path, R"({"vins":[],"config":{}})").status, 400u);
   EXPECT_EQ(call("POST", path, "not json").status, 400u);
-  EXPECT_EQ(call("POST", path, body(R"({"hostname":"h","port":443,"fields":{"Soc":{"interval_seconds":5}}})"))
+  EXPECT_EQ(call("POST", path,
+                 body(R"({"hostname":"h","port":443,"fields":{"Soc":{"interval_seconds":5}}})"))
                 .status,
             200u);
   const std::string unknown_vin =
@@ -247,14 +257,15 @@ TEST_F(Handler, ConfigValidationLikeTesla) {
 
 TEST_F(Handler, RequireJwsAnswers412AndJwsClaimsAreStored) {
   make({.vins = kVins, .fleet = {.time_scale = 0, .sleep_after_s = 0}, .require_jws = true});
-  auto direct = call("POST", "/api/1/vehicles/fleet_telemetry_config",
-                     R"({"vins":[")" + kVins[1] +
-                         R"("],"config":{"hostname":"h","port":443,"fields":{"Soc":{"interval_seconds":5}}}})");
+  auto direct = call(
+      "POST", "/api/1/vehicles/fleet_telemetry_config",
+      R"({"vins":[")" + kVins[1] +
+          R"("],"config":{"hostname":"h","port":443,"fields":{"Soc":{"interval_seconds":5}}}})");
   EXPECT_EQ(direct.status, 412u);
   // header {"alg":"Tesla.SS256"} . claims . signature (not verified by the stand-in)
-  const std::string claims = R"({"hostname":"t.example.com","port":4443,"fields":{"Gear":{"interval_seconds":1}},"aud":"com.tesla.vehicle.X.TelemetryClient","iss":"AAA"})";
-  static constexpr char kB64[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const std::string claims =
+      R"({"hostname":"t.example.com","port":4443,"fields":{"Gear":{"interval_seconds":1}},"aud":"com.tesla.vehicle.X.TelemetryClient","iss":"AAA"})";
+  static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string encoded;
   unsigned buffer = 0;
   int bits = 0;
@@ -283,8 +294,8 @@ TEST_F(Handler, RequireJwsAnswers412AndJwsClaimsAreStored) {
 }
 
 TEST_F(Handler, FaultsApplyToTheirEndpointInOrderAndAreCounted) {
-  standin->add_fault({.kind = Fault::Kind::RateLimit, .endpoint = "vehicle", .count = 2,
-                      .retry_after_s = 9});
+  standin->add_fault(
+      {.kind = Fault::Kind::RateLimit, .endpoint = "vehicle", .count = 2, .retry_after_s = 9});
   standin->add_fault({.kind = Fault::Kind::ServerError, .count = 1, .status = 502});
   // vehicles is not "vehicle": the endpoint-less 502 applies first there.
   EXPECT_EQ(call("GET", "/api/1/vehicles").status, 502u);

@@ -58,9 +58,10 @@ TEST(Client, ChecksItsOptions) {
   EXPECT_THROW(Client({.base_url = "http://127.0.0.1:1"}), std::invalid_argument);  // no client id
   EXPECT_THROW(Client({.base_url = "http://192.0.2.1:8443", .client_id = "id"}),
                std::invalid_argument);
-  EXPECT_THROW(Client({.base_url = "http://127.0.0.1:8443", .auth_url = "http://192.0.2.1",
-                       .client_id = "id"}),
-               std::invalid_argument);
+  EXPECT_THROW(
+      Client(
+          {.base_url = "http://127.0.0.1:8443", .auth_url = "http://192.0.2.1", .client_id = "id"}),
+      std::invalid_argument);
   Client ok({.base_url = "http://127.0.0.1:8443", .client_id = "id"});
   EXPECT_EQ(ok.options().auth_url, kTeslaAuthUrl);
   EXPECT_EQ(ok.options().audience, "http://127.0.0.1:8443");

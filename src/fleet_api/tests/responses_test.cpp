@@ -32,7 +32,8 @@ TEST(Responses, StatusesMapToErrc) {
 
 TEST(Responses, ErrorMessagesComeFromTheEnvelopeOrTheRawBody) {
   Error e = error_from_response(
-      408, R"({"response":null,"error":"vehicle unavailable: vehicle is offline or asleep","error_description":""})",
+      408,
+      R"({"response":null,"error":"vehicle unavailable: vehicle is offline or asleep","error_description":""})",
       "", kNow);
   EXPECT_EQ(e.message, "vehicle unavailable: vehicle is offline or asleep");
   EXPECT_EQ(e.status, 408u);
@@ -147,8 +148,8 @@ TEST(Responses, ConfigJsonRoundTrips) {
   const std::string json = telemetry_config_json(c);
   auto v = boost::json::parse(json);
   EXPECT_TRUE(v.at("port").is_int64());  // never a string (FT#119)
-  auto back = parse_config_status_response(R"({"response":{"synced":false,"config":)" + json +
-                                           "}}");
+  auto back =
+      parse_config_status_response(R"({"response":{"synced":false,"config":)" + json + "}}");
   ASSERT_TRUE(back);
   ASSERT_TRUE(back->config);
   EXPECT_EQ(*back->config, c);
@@ -191,8 +192,9 @@ TEST(Responses, TelemetryErrorsInBothShapes) {
 
 TEST(Responses, ErrorVinsInEveryShape) {
   const std::vector<std::string> both{"V1", "V2"};
-  EXPECT_EQ(*parse_error_vins_response(R"({"response":{"fleet_telemetry_error_vins":["V1","V2"]}})"),
-            both);
+  EXPECT_EQ(
+      *parse_error_vins_response(R"({"response":{"fleet_telemetry_error_vins":["V1","V2"]}})"),
+      both);
   EXPECT_EQ(*parse_error_vins_response(R"({"response":{"vins":["V1","V2"],"updated_at":"x"}})"),
             both);
   EXPECT_EQ(*parse_error_vins_response(R"(["V1","V2"])"), both);
@@ -205,7 +207,8 @@ TEST(Responses, ErrorVinsInEveryShape) {
 }
 
 TEST(Responses, FleetStatus) {
-  auto s = parse_fleet_status_response(R"({"response":{"key_paired_vins":["V1"],"unpaired_vins":["V2"],
+  auto s =
+      parse_fleet_status_response(R"({"response":{"key_paired_vins":["V1"],"unpaired_vins":["V2"],
     "vehicle_info":{"V1":{"firmware_version":"2026.20.1","fleet_telemetry_version":"1.0.0",
       "vehicle_command_protocol_required":true,"total_number_of_keys":8,
       "safety_screen_streaming_toggle_enabled":null}}}})");

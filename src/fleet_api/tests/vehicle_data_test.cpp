@@ -144,8 +144,8 @@ TEST(VehicleData, NullsSleepingShapesAndFastCharging) {
   auto f = by_name(data->fields);
   EXPECT_EQ(f["VehicleSpeed"].value, Value::float64(0));  // null = not moving
   EXPECT_EQ(f["Gear"].value, Value::invalid());
-  EXPECT_FALSE(f.contains("Location"));                     // no location_data scope/endpoint
-  EXPECT_EQ(f["GpsHeading"].ts, 777);                       // no section timestamp
+  EXPECT_FALSE(f.contains("Location"));  // no location_data scope/endpoint
+  EXPECT_EQ(f["GpsHeading"].ts, 777);    // no section timestamp
   EXPECT_FALSE(f.contains("ACChargingPower"));
   EXPECT_EQ(f["DCChargingPower"].value, Value::float64(120));
   EXPECT_EQ(f["ChargeState"].value, Value::enumeration("ChargeStateUnknown"));
@@ -200,8 +200,10 @@ TEST(VehicleData, DocsTableMatchesTheMappingTable) {
   std::size_t doc_rows = 0;
   std::istringstream lines(doc);
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("| `") && line.find("_state.") != std::string::npos) ++doc_rows;
-    else if (line.starts_with("| `vehicle_config.")) ++doc_rows;
+    if (line.starts_with("| `") && line.find("_state.") != std::string::npos)
+      ++doc_rows;
+    else if (line.starts_with("| `vehicle_config."))
+      ++doc_rows;
   }
   EXPECT_EQ(doc_rows, rows);
 }
