@@ -732,6 +732,29 @@ TEST(Subscriber, ConnectsWithTlsAndAPassword) {
   sub.stop();
 }
 
+// Why src/mqtt/README.md says to alert on the last message's age: Mosquitto 2.0.11 answers a
+// subscription its ACL denies with a granted QoS and then delivers nothing for it.
+TEST(Subscriber, MosquittoGrantsASubscriptionItsAclDenies) {
+  testsupport::TempDir dir("mqtt-sub-acl");
+  dir.write_file("acl", "topic read telemetry/#\nuser pub\ntopic write #\n");
+  testsupport::MosquittoOptions bo;
+  bo.username = "pub";
+  bo.password = "pw";
+  bo.extra_config = {"acl_file " + dir.file("acl").string()};
+  testsupport::MosquittoBroker broker(bo);
+  Inbox inbox(true);
+  Subscriber sub(options(broker.port(), "ingest-acl", {"secret/#", "telemetry/+/v/+"}),
+                 inbox.handler());
+  inbox.attach(sub);
+  sub.start();
+  ASSERT_TRUE(wait_subscribed(sub));  // both filters "granted"
+  EXPECT_EQ(sub.stats().subscribe_refused.value(), 0u);
+  publish(broker.port(), {{"secret/x", "hidden"}, {"telemetry/V/v/Soc", "1"}}, 1, "pub", "pw");
+  ASSERT_TRUE(inbox.wait_for_count(1, 10s));
+  EXPECT_EQ(inbox.payloads(), std::vector<std::string>{"1"});
+  sub.stop();
+}
+
 TEST(Subscriber, RejectsOptionsItCannotWorkWith) {
   Inbox inbox;
   auto ok = options(1883, "id");
