@@ -106,10 +106,15 @@ class Slot {
     kind_ = v.kind;
     u_.integer = 0;
     switch (v.kind) {
-      case Kind::Invalid: break;
+      case Kind::Invalid:
+        break;
       case Kind::Bool:
-      case Kind::Int: u_.integer = v.integer; break;
-      case Kind::Float: u_.number = v.number; break;
+      case Kind::Int:
+        u_.integer = v.integer;
+        break;
+      case Kind::Float:
+        u_.number = v.number;
+        break;
       case Kind::Location:
         u_.pair[0] = v.number;
         u_.pair[1] = v.number2;
@@ -125,7 +130,9 @@ class Slot {
         set_text(v.text);
         break;
       case Kind::String:
-      case Kind::Time: set_text(v.text); break;
+      case Kind::Time:
+        set_text(v.text);
+        break;
     }
   }
 
@@ -133,35 +140,49 @@ class Slot {
   bool same_value(const Value& v, const Interner& strings) const {
     if (v.kind != kind_) return false;
     switch (kind_) {
-      case Kind::Invalid: return true;
+      case Kind::Invalid:
+        return true;
       case Kind::Bool:
-      case Kind::Int: return u_.integer == v.integer;
-      case Kind::Float: return std::memcmp(&u_.number, &v.number, sizeof(double)) == 0;
+      case Kind::Int:
+        return u_.integer == v.integer;
+      case Kind::Float:
+        return std::memcmp(&u_.number, &v.number, sizeof(double)) == 0;
       case Kind::Location:
         return std::memcmp(&u_.pair[0], &v.number, sizeof(double)) == 0 &&
                std::memcmp(&u_.pair[1], &v.number2, sizeof(double)) == 0;
-      default: return text(strings) == v.text;
+      default:
+        return text(strings) == v.text;
     }
   }
 
   Value value(const Interner& strings) const {
     switch (kind_) {
-      case Kind::Invalid: return Value::invalid();
-      case Kind::Bool: return Value::boolean(u_.integer != 0);
-      case Kind::Int: return Value::int64(u_.integer);
-      case Kind::Float: return Value::float64(u_.number);
-      case Kind::Location: return Value::location(u_.pair[0], u_.pair[1]);
-      default: return Value{.kind = kind_, .text = std::string(text(strings))};
+      case Kind::Invalid:
+        return Value::invalid();
+      case Kind::Bool:
+        return Value::boolean(u_.integer != 0);
+      case Kind::Int:
+        return Value::int64(u_.integer);
+      case Kind::Float:
+        return Value::float64(u_.number);
+      case Kind::Location:
+        return Value::location(u_.pair[0], u_.pair[1]);
+      default:
+        return Value{.kind = kind_, .text = std::string(text(strings))};
     }
   }
 
  private:
   std::string_view text(const Interner& strings) const {
     switch (rep_) {
-      case TextRep::Inline: return {u_.chars, inline_size_};
-      case TextRep::Heap: return {u_.heap.data, u_.heap.size};
-      case TextRep::Interned: return strings.at(u_.interned);
-      case TextRep::None: break;
+      case TextRep::Inline:
+        return {u_.chars, inline_size_};
+      case TextRep::Heap:
+        return {u_.heap.data, u_.heap.size};
+      case TextRep::Interned:
+        return strings.at(u_.interned);
+      case TextRep::None:
+        break;
     }
     return {};
   }
@@ -224,9 +245,12 @@ std::optional<Timestamp> held(Timestamp t) {
 
 std::string_view applied_name(Applied applied) noexcept {
   switch (applied) {
-    case Applied::Newer: return "newer";
-    case Applied::Same: return "same";
-    case Applied::Older: return "older";
+    case Applied::Newer:
+      return "newer";
+    case Applied::Same:
+      return "same";
+    case Applied::Older:
+      return "older";
   }
   return "older";
 }
@@ -355,7 +379,8 @@ Store::Store(core::MetricsRegistry& metrics, std::size_t shards) : Store(shards)
                                 {"result"});
   impl_->metrics.emplace(Impl::Metrics{
       .vehicles = metrics.gauge("teslasync_state_vehicles", "Vehicles held in L1").get(),
-      .signals = metrics.gauge("teslasync_state_signals", "Signals (latest values) held in L1").get(),
+      .signals =
+          metrics.gauge("teslasync_state_signals", "Signals (latest values) held in L1").get(),
       .newer = apply.with({"newer"}),
       .same = apply.with({"same"}),
       .older = apply.with({"older"})});
@@ -366,8 +391,7 @@ Store::~Store() = default;
 
 Applied Store::apply(const Signal& s) {
   Applied result = Applied::Older;
-  impl_->apply_many(std::span<const Signal>(&s, 1),
-                    [&](std::size_t, Applied a) { result = a; });
+  impl_->apply_many(std::span<const Signal>(&s, 1), [&](std::size_t, Applied a) { result = a; });
   impl_->count(result == Applied::Newer, result == Applied::Same, result == Applied::Older);
   if (result == Applied::Newer) impl_->update_gauges();
   return result;
@@ -389,9 +413,15 @@ LoadResult Store::load(std::span<const Signal> signals) {
   LoadResult r;
   impl_->apply_many(signals, [&](std::size_t, Applied a) {
     switch (a) {
-      case Applied::Newer: ++r.newer; break;
-      case Applied::Same: ++r.same; break;
-      case Applied::Older: ++r.older; break;
+      case Applied::Newer:
+        ++r.newer;
+        break;
+      case Applied::Same:
+        ++r.same;
+        break;
+      case Applied::Older:
+        ++r.older;
+        break;
     }
   });
   impl_->update_gauges();
@@ -430,8 +460,7 @@ std::vector<std::pair<std::string, Entry>> Store::snapshot(std::string_view vin)
                              .source = slot.source});
     }
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 

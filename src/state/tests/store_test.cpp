@@ -172,8 +172,8 @@ TEST(Store, SnapshotIsSortedByName) {
     names.push_back(name);
     EXPECT_EQ(entry.value, Value::int64(1));
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"BatteryLevel", "Gear", "Location", "Soc",
-                                             "VehicleSpeed"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"BatteryLevel", "Gear", "Location", "Soc", "VehicleSpeed"}));
   EXPECT_TRUE(store.snapshot("NOPE").empty());
 }
 
@@ -218,9 +218,9 @@ TEST(Store, ApplyBatchReportsEverySignalInOrder) {
       sig("VIN1", "Speed", 1100, Value::float64(11), 99999),  // same (replay)
   };
   const auto result = store.apply_batch(batch);
-  EXPECT_EQ(result, (std::vector<Applied>{Applied::Older, Applied::Newer, Applied::Newer,
-                                          Applied::Same, Applied::Newer, Applied::Older,
-                                          Applied::Newer, Applied::Same}));
+  EXPECT_EQ(result,
+            (std::vector<Applied>{Applied::Older, Applied::Newer, Applied::Newer, Applied::Same,
+                                  Applied::Newer, Applied::Older, Applied::Newer, Applied::Same}));
   EXPECT_EQ(store.get("VIN1", "Speed")->value, Value::float64(11));
   EXPECT_EQ(store.get("VIN2", "Soc")->value, Value::float64(70));
   EXPECT_EQ(store.vehicle_count(), 3u);
@@ -323,8 +323,8 @@ TEST(Store, TwoThreadsInterleavedKeepTheNewest) {
       batch.clear();
       for (int v = 0; v < kVehicles; ++v) {
         for (int s = 0; s < kSignals; ++s) {
-          batch.push_back(sig("VIN" + std::to_string(v), "S" + std::to_string(s), ts,
-                              Value::int64(ts)));
+          batch.push_back(
+              sig("VIN" + std::to_string(v), "S" + std::to_string(s), ts, Value::int64(ts)));
         }
       }
       if (round % 2 == 0) {
