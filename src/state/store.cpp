@@ -275,16 +275,17 @@ struct Store::Impl {
     return shards[((h * 0x9E3779B97F4A7C15ULL) >> 32) % shard_count];
   }
 
-  /// The vehicle for `vin` in `shard` (locked by the caller), created if new.
-  Vehicle& vehicle(Shard& shard, std::string_view vin) {
+  /// The vehicle for `vin` in `shard` (locked by the caller), created if new (`grew` set).
+  Vehicle& vehicle(Shard& shard, std::string_view vin, bool& grew) {
     auto it = shard.vehicles.find(vin);
     if (it != shard.vehicles.end()) return it->second;
+    grew = true;
     vehicles.fetch_add(1, std::memory_order_relaxed);
     return shard.vehicles.emplace(std::string(vin), Vehicle{}).first->second;
   }
 
   /// The rule of the class comment, with `shard` locked by the caller.
-  Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s) {
+  Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s, bool& grew) {
     Timestamp& received = v.last_received[s.source == Source::Poll ? 1 : 0];
     received = std::max(received, s.received_at);
     const std::uint32_t id = shard.strings.intern(s.name);
@@ -300,6 +301,7 @@ struct Store::Impl {
       it = v.slots.emplace(v.slots.begin() + index);
       it->name = id;
       signals.fetch_add(1, std::memory_order_relaxed);
+      grew = true;
     } else {
       Slot& slot = *it;
       if (s.ts < slot.ts) return Applied::Older;
@@ -317,8 +319,10 @@ struct Store::Impl {
   }
 
   /// Applies signals in order, locking each shard once per run of signals that fall into it.
+  /// True when a vehicle or a signal was added (the gauges need an update).
   template <class OnResult>
-  void apply_many(std::span<const Signal> list, OnResult&& on_result) {
+  bool apply_many(std::span<const Signal> list, OnResult&& on_result) {
+    bool grew = false;
     std::size_t i = 0;
     while (i < list.size()) {
       Shard& shard = shard_for(list[i].vin);
@@ -329,12 +333,13 @@ struct Store::Impl {
         const Signal& s = list[i];
         if (v == nullptr || s.vin != vin) {
           if (&shard_for(s.vin) != &shard) break;
-          v = &vehicle(shard, s.vin);  // node-based: stays valid while the lock is held
+          v = &vehicle(shard, s.vin, grew);  // node-based: valid while the lock is held
           vin = s.vin;
         }
-        on_result(i, apply_locked(shard, *v, s));
+        on_result(i, apply_locked(shard, *v, s, grew));
       }
     }
+    return grew;
   }
 
   void update_gauges() {
@@ -391,21 +396,22 @@ Store::~Store() = default;
 
 Applied Store::apply(const Signal& s) {
   Applied result = Applied::Older;
-  impl_->apply_many(std::span<const Signal>(&s, 1), [&](std::size_t, Applied a) { result = a; });
+  const bool grew = impl_->apply_many(std::span<const Signal>(&s, 1),
+                                      [&](std::size_t, Applied a) { result = a; });
   impl_->count(result == Applied::Newer, result == Applied::Same, result == Applied::Older);
-  if (result == Applied::Newer) impl_->update_gauges();
+  if (grew) impl_->update_gauges();
   return result;
 }
 
 std::vector<Applied> Store::apply_batch(std::span<const Signal> signals) {
   std::vector<Applied> out(signals.size(), Applied::Older);
   std::size_t n[3] = {0, 0, 0};
-  impl_->apply_many(signals, [&](std::size_t i, Applied a) {
+  const bool grew = impl_->apply_many(signals, [&](std::size_t i, Applied a) {
     out[i] = a;
     ++n[static_cast<int>(a)];
   });
   impl_->count(n[0], n[1], n[2]);
-  if (n[0] != 0) impl_->update_gauges();
+  if (grew) impl_->update_gauges();
   return out;
 }
 
