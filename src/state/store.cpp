@@ -6,6 +6,7 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <tuple>
 #include <unordered_map>
 
 namespace ts::state {
@@ -32,7 +33,7 @@ struct StringHash {
   }
 };
 
-/// The strings one shard has seen as signal names and as enum/doors/tires values, by id.
+/// Strings by id: one shard's signal names, or its enum/doors/tires values.
 class Interner {
  public:
   std::uint32_t intern(std::string_view s) {
@@ -101,7 +102,7 @@ class Slot {
 
   Kind kind() const { return kind_; }
 
-  void set_value(const Value& v, Interner& strings) {
+  void set_value(const Value& v, Interner& values) {
     release();
     kind_ = v.kind;
     u_.integer = 0;
@@ -122,7 +123,7 @@ class Slot {
       case Kind::Enum:
       case Kind::Doors:
       case Kind::Tires:
-        if (auto id = strings.intern_value(v.text)) {
+        if (auto id = values.intern_value(v.text)) {
           rep_ = TextRep::Interned;
           u_.interned = *id;
           break;
@@ -137,7 +138,7 @@ class Slot {
   }
 
   /// Same value as `v` (floats compared bit for bit, so a replayed NaN is the same value).
-  bool same_value(const Value& v, const Interner& strings) const {
+  bool same_value(const Value& v, const Interner& values) const {
     if (v.kind != kind_) return false;
     switch (kind_) {
       case Kind::Invalid:
@@ -151,11 +152,11 @@ class Slot {
         return std::memcmp(&u_.pair[0], &v.number, sizeof(double)) == 0 &&
                std::memcmp(&u_.pair[1], &v.number2, sizeof(double)) == 0;
       default:
-        return text(strings) == v.text;
+        return text(values) == v.text;
     }
   }
 
-  Value value(const Interner& strings) const {
+  Value value(const Interner& values) const {
     switch (kind_) {
       case Kind::Invalid:
         return Value::invalid();
@@ -168,19 +169,19 @@ class Slot {
       case Kind::Location:
         return Value::location(u_.pair[0], u_.pair[1]);
       default:
-        return Value{.kind = kind_, .text = std::string(text(strings))};
+        return Value{.kind = kind_, .text = std::string(text(values))};
     }
   }
 
  private:
-  std::string_view text(const Interner& strings) const {
+  std::string_view text(const Interner& values) const {
     switch (rep_) {
       case TextRep::Inline:
         return {u_.chars, inline_size_};
       case TextRep::Heap:
         return {u_.heap.data, u_.heap.size};
       case TextRep::Interned:
-        return strings.at(u_.interned);
+        return values.at(u_.interned);
       case TextRep::None:
         break;
     }
@@ -230,11 +231,77 @@ struct Vehicle {
   Timestamp last_received[2] = {kNever, kNever};  // by Source
 };
 
+/// A VIN and its hash, computed once per call: it picks the shard and the map bucket.
+struct VinRef {
+  std::string_view vin;
+  std::size_t hash;
+};
+VinRef vin_ref(std::string_view vin) { return {vin, std::hash<std::string_view>{}(vin)}; }
+
+/// The map key: the VIN inline (VINs are 17 characters; longer keys go to the heap) and its
+/// hash, kept because libstdc++ does not cache hashes for hashers it deems fast and would
+/// otherwise hash every VIN it walks past in a bucket chain.
+class VinKey {
+ public:
+  VinKey(std::string_view vin, std::size_t h) : hash(h), size_(vin.size()) {
+    char* p = inline_;
+    if (size_ > sizeof inline_) p = heap_ = new char[size_];
+    if (size_ != 0) std::memcpy(p, vin.data(), size_);
+  }
+  ~VinKey() {
+    if (size_ > sizeof inline_) delete[] heap_;
+  }
+  VinKey(const VinKey&) = delete;
+  VinKey& operator=(const VinKey&) = delete;
+
+  std::string_view vin() const { return {size_ > sizeof inline_ ? heap_ : inline_, size_}; }
+
+  const std::size_t hash;
+
+ private:
+  std::size_t size_;
+  union {
+    char inline_[24];
+    char* heap_;
+  };
+};
+std::string_view vin_of(const VinKey& k) { return k.vin(); }
+std::string_view vin_of(const VinRef& k) { return k.vin; }
+
+struct VinHash {
+  using is_transparent = void;
+  std::size_t operator()(const VinKey& k) const noexcept { return k.hash; }
+  std::size_t operator()(const VinRef& k) const noexcept { return k.hash; }
+};
+struct VinEq {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const noexcept {
+    return a.hash == b.hash && vin_of(a) == vin_of(b);
+  }
+};
+
 struct alignas(64) Shard {
   mutable std::mutex mutex;  // guards everything below
-  std::unordered_map<std::string, Vehicle, StringHash, std::equal_to<>> vehicles;
-  Interner strings;
+  std::unordered_map<VinKey, Vehicle, VinHash, VinEq> vehicles;
+  Interner names;   // signal names: ids dense from 0 in first-seen order (see find_slot)
+  Interner values;  // enum, doors and tires values
 };
+
+/// The first slot whose name id is not less than `id` (std::lower_bound). Slots hold distinct
+/// ids in order, so slot i has an id >= i and the one for `id` sits at an index <= id. Ids are
+/// given per shard in first-seen order and vehicles mostly share their signal names, so it
+/// usually sits exactly there: one probe instead of a binary search's cache misses.
+template <class Slots>
+auto find_slot(Slots& slots, std::uint32_t id) {
+  if (slots.empty()) return slots.begin();
+  const std::size_t hi = std::min<std::size_t>(id, slots.size() - 1);
+  const std::uint32_t at = slots[hi].name;
+  if (at == id) return slots.begin() + static_cast<std::ptrdiff_t>(hi);
+  if (at < id) return slots.end();  // then hi is the last slot
+  return std::lower_bound(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(hi), id,
+                          [](const Slot& slot, std::uint32_t n) { return slot.name < n; });
+}
 
 std::optional<Timestamp> held(Timestamp t) {
   if (t == kNever) return std::nullopt;
@@ -268,29 +335,31 @@ struct Store::Impl {
     core::Counter& older;
   };
 
-  Shard& shard_for(std::string_view vin) const {
+  Shard& shard_for(const VinRef& vin) const {
     // The map hashes the VIN again and uses the low bits: pick the shard from the high bits of
     // a multiplicative mix so that shard choice and bucket choice are independent.
-    const std::uint64_t h = std::hash<std::string_view>{}(vin);
+    const std::uint64_t h = vin.hash;
     return shards[((h * 0x9E3779B97F4A7C15ULL) >> 32) % shard_count];
   }
 
   /// The vehicle for `vin` in `shard` (locked by the caller), created if new (`grew` set).
-  Vehicle& vehicle(Shard& shard, std::string_view vin, bool& grew) {
+  Vehicle& vehicle(Shard& shard, const VinRef& vin, bool& grew) {
     auto it = shard.vehicles.find(vin);
     if (it != shard.vehicles.end()) return it->second;
     grew = true;
     vehicles.fetch_add(1, std::memory_order_relaxed);
-    return shard.vehicles.emplace(std::string(vin), Vehicle{}).first->second;
+    return shard.vehicles
+        .emplace(std::piecewise_construct, std::forward_as_tuple(vin.vin, vin.hash),
+                 std::forward_as_tuple())
+        .first->second;
   }
 
   /// The rule of the class comment, with `shard` locked by the caller.
   Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s, bool& grew) {
     Timestamp& received = v.last_received[s.source == Source::Poll ? 1 : 0];
     received = std::max(received, s.received_at);
-    const std::uint32_t id = shard.strings.intern(s.name);
-    auto it = std::lower_bound(v.slots.begin(), v.slots.end(), id,
-                               [](const Slot& slot, std::uint32_t n) { return slot.name < n; });
+    const std::uint32_t id = shard.names.intern(s.name);
+    auto it = find_slot(v.slots, id);
     if (it == v.slots.end() || it->name != id) {
       const auto index = it - v.slots.begin();
       if (v.slots.size() == v.slots.capacity()) {
@@ -306,14 +375,14 @@ struct Store::Impl {
       Slot& slot = *it;
       if (s.ts < slot.ts) return Applied::Older;
       if (s.ts == slot.ts) {
-        if (slot.same_value(s.value, shard.strings)) return Applied::Same;
+        if (slot.same_value(s.value, shard.values)) return Applied::Same;
         if (s.received_at < slot.received_at) return Applied::Older;
       }
     }
     it->ts = s.ts;
     it->received_at = s.received_at;
     it->source = s.source;
-    it->set_value(s.value, shard.strings);
+    it->set_value(s.value, shard.values);
     v.last_event = std::max(v.last_event, s.ts);
     return Applied::Newer;
   }
@@ -325,15 +394,19 @@ struct Store::Impl {
     bool grew = false;
     std::size_t i = 0;
     while (i < list.size()) {
-      Shard& shard = shard_for(list[i].vin);
+      VinRef ref = vin_ref(list[i].vin);
+      Shard& shard = shard_for(ref);
       std::lock_guard lock(shard.mutex);
       Vehicle* v = nullptr;
       std::string_view vin;
       for (; i < list.size(); ++i) {
         const Signal& s = list[i];
         if (v == nullptr || s.vin != vin) {
-          if (&shard_for(s.vin) != &shard) break;
-          v = &vehicle(shard, s.vin, grew);  // node-based: valid while the lock is held
+          if (v != nullptr) {  // the first signal's ref is the one the shard was chosen by
+            ref = vin_ref(s.vin);
+            if (&shard_for(ref) != &shard) break;
+          }
+          v = &vehicle(shard, ref, grew);  // node-based: valid while the lock is held
           vin = s.vin;
         }
         on_result(i, apply_locked(shard, *v, s, grew));
@@ -356,14 +429,14 @@ struct Store::Impl {
   }
 
   static void append_signals(std::vector<Signal>& out, std::string_view vin, const Vehicle& v,
-                             const Interner& strings) {
+                             const Shard& shard) {
     for (const Slot& slot : v.slots) {
       out.push_back(Signal{.vin = std::string(vin),
-                           .name = std::string(strings.at(slot.name)),
+                           .name = std::string(shard.names.at(slot.name)),
                            .ts = slot.ts,
                            .received_at = slot.received_at,
                            .source = slot.source,
-                           .value = slot.value(strings)});
+                           .value = slot.value(shard.values)});
     }
   }
 
@@ -435,16 +508,16 @@ LoadResult Store::load(std::span<const Signal> signals) {
 }
 
 std::optional<Entry> Store::get(std::string_view vin, std::string_view name) const {
-  Shard& shard = impl_->shard_for(vin);
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
   std::lock_guard lock(shard.mutex);
-  auto v = shard.vehicles.find(vin);
-  const auto id = shard.strings.find(name);
+  auto v = shard.vehicles.find(ref);
+  const auto id = shard.names.find(name);
   if (v == shard.vehicles.end() || !id) return std::nullopt;
   const auto& slots = v->second.slots;
-  auto it = std::lower_bound(slots.begin(), slots.end(), *id,
-                             [](const Slot& slot, std::uint32_t n) { return slot.name < n; });
+  auto it = find_slot(slots, *id);
   if (it == slots.end() || it->name != *id) return std::nullopt;
-  return Entry{.value = it->value(shard.strings),
+  return Entry{.value = it->value(shard.values),
                .ts = it->ts,
                .received_at = it->received_at,
                .source = it->source};
@@ -453,14 +526,15 @@ std::optional<Entry> Store::get(std::string_view vin, std::string_view name) con
 std::vector<std::pair<std::string, Entry>> Store::snapshot(std::string_view vin) const {
   std::vector<std::pair<std::string, Entry>> out;
   {
-    Shard& shard = impl_->shard_for(vin);
+    const VinRef ref = vin_ref(vin);
+    Shard& shard = impl_->shard_for(ref);
     std::lock_guard lock(shard.mutex);
-    auto v = shard.vehicles.find(vin);
+    auto v = shard.vehicles.find(ref);
     if (v == shard.vehicles.end()) return out;
     out.reserve(v->second.slots.size());
     for (const Slot& slot : v->second.slots) {
-      out.emplace_back(std::string(shard.strings.at(slot.name)),
-                       Entry{.value = slot.value(shard.strings),
+      out.emplace_back(std::string(shard.names.at(slot.name)),
+                       Entry{.value = slot.value(shard.values),
                              .ts = slot.ts,
                              .received_at = slot.received_at,
                              .source = slot.source});
@@ -476,7 +550,7 @@ std::vector<std::string> Store::vins() const {
   for (std::size_t i = 0; i < impl_->shard_count; ++i) {
     Shard& shard = impl_->shards[i];
     std::lock_guard lock(shard.mutex);
-    for (const auto& [vin, v] : shard.vehicles) out.push_back(vin);
+    for (const auto& [key, v] : shard.vehicles) out.emplace_back(key.vin());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -491,18 +565,20 @@ std::size_t Store::signal_count() const noexcept {
 }
 
 std::optional<Timestamp> Store::last_event(std::string_view vin) const {
-  Shard& shard = impl_->shard_for(vin);
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
   std::lock_guard lock(shard.mutex);
-  auto v = shard.vehicles.find(vin);
+  auto v = shard.vehicles.find(ref);
   if (v == shard.vehicles.end()) return std::nullopt;
   return held(v->second.last_event);
 }
 
 std::optional<Timestamp> Store::last_received(std::string_view vin,
                                               std::optional<Source> source) const {
-  Shard& shard = impl_->shard_for(vin);
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
   std::lock_guard lock(shard.mutex);
-  auto v = shard.vehicles.find(vin);
+  auto v = shard.vehicles.find(ref);
   if (v == shard.vehicles.end()) return std::nullopt;
   const Timestamp* r = v->second.last_received;
   if (!source) return held(std::max(r[0], r[1]));
@@ -516,7 +592,9 @@ void Store::for_each(const std::function<void(const Signal&)>& f) const {
     {
       Shard& shard = impl_->shards[i];
       std::lock_guard lock(shard.mutex);
-      for (const auto& [vin, v] : shard.vehicles) Impl::append_signals(copy, vin, v, shard.strings);
+      for (const auto& [key, v] : shard.vehicles) {
+        Impl::append_signals(copy, key.vin(), v, shard);
+      }
     }
     for (const Signal& s : copy) f(s);
   }
@@ -531,7 +609,7 @@ std::vector<Signal> Store::drain(std::size_t max_signals) {
     std::lock_guard lock(shard.mutex);
     while (!shard.vehicles.empty() && out.size() < max_signals) {
       auto node = shard.vehicles.extract(shard.vehicles.begin());
-      Impl::append_signals(out, node.key(), node.mapped(), shard.strings);
+      Impl::append_signals(out, node.key().vin(), node.mapped(), shard);
       impl_->signals.fetch_sub(node.mapped().slots.size(), std::memory_order_relaxed);
       ++vehicles;
     }

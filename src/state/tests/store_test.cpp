@@ -177,6 +177,23 @@ TEST(Store, SnapshotIsSortedByName) {
   EXPECT_TRUE(store.snapshot("NOPE").empty());
 }
 
+TEST(Store, KeysOfAnyLength) {
+  Store store;
+  const std::string long_vin(100, 'V');  // beyond the inline key storage
+  for (const std::string& vin : {std::string(), std::string("X"), long_vin}) {
+    for (const std::string& name : {std::string(), std::string(64, 'N')}) {
+      EXPECT_EQ(store.apply(sig(vin, name, 10, Value::int64(1))), Applied::Newer);
+      EXPECT_EQ(store.apply(sig(vin, name, 10, Value::int64(1))), Applied::Same);
+      ASSERT_TRUE(store.get(vin, name));
+    }
+  }
+  EXPECT_EQ(store.vins(), (std::vector<std::string>{"", long_vin, "X"}));
+  EXPECT_EQ(store.snapshot(long_vin).size(), 2u);
+  std::size_t drained = 0;
+  while (!store.drain(1).empty()) ++drained;
+  EXPECT_EQ(drained, 3u);
+}
+
 TEST(Store, VinsAreSortedAndCounted) {
   Store store;
   store.apply(sig("VIN3", "A", 1, Value::int64(1)));
