@@ -336,8 +336,8 @@ struct Store::Impl {
   };
 
   Shard& shard_for(const VinRef& vin) const {
-    // The map hashes the VIN again and uses the low bits: pick the shard from the high bits of
-    // a multiplicative mix so that shard choice and bucket choice are independent.
+    // The shard's map picks buckets by the low bits of the same hash: take the shard from the
+    // high bits of a multiplicative mix so that shard choice and bucket choice are independent.
     const std::uint64_t h = vin.hash;
     return shards[((h * 0x9E3779B97F4A7C15ULL) >> 32) % shard_count];
   }
