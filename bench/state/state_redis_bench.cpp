@@ -66,11 +66,16 @@ int main(int argc, char** argv) {
   int vehicles = 10'000, rounds = 3, messages = 200'000, payload_bytes = 300;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--redis-url") url = argv[i + 1];
-    else if (flag == "--vehicles") vehicles = std::atoi(argv[i + 1]);
-    else if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else if (flag == "--messages") messages = std::atoi(argv[i + 1]);
-    else if (flag == "--payload") payload_bytes = std::atoi(argv[i + 1]);
+    if (flag == "--redis-url")
+      url = argv[i + 1];
+    else if (flag == "--vehicles")
+      vehicles = std::atoi(argv[i + 1]);
+    else if (flag == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
+    else if (flag == "--messages")
+      messages = std::atoi(argv[i + 1]);
+    else if (flag == "--payload")
+      payload_bytes = std::atoi(argv[i + 1]);
   }
   if (url.empty()) {
     std::fprintf(stderr,
@@ -115,11 +120,12 @@ int main(int argc, char** argv) {
   const long long memory_after = used_memory(admin);
   std::printf("enqueue:       %.0f ns/signal (20-signal batches into the pending set)\n",
               enqueue_s / total * 1e9);
-  std::printf("first write:   %d vehicles x %d signals: %.2f s, %.0f signals/s; Redis "
-              "used_memory +%.1f MiB = %.0f B/vehicle\n",
-              vehicles, bench_state::kSignalsPerVehicle, s, total / s,
-              (memory_after - memory_before) / 1048576.0,
-              static_cast<double>(memory_after - memory_before) / vehicles);
+  std::printf(
+      "first write:   %d vehicles x %d signals: %.2f s, %.0f signals/s; Redis "
+      "used_memory +%.1f MiB = %.0f B/vehicle\n",
+      vehicles, bench_state::kSignalsPerVehicle, s, total / s,
+      (memory_after - memory_before) / 1048576.0,
+      static_cast<double>(memory_after - memory_before) / vehicles);
 
   for (int round = 1; round <= rounds; ++round) {
     t = Clock::now();
@@ -179,10 +185,11 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   s = seconds_since(t);
-  std::printf("pub/sub:       %llu of %d messages of %d bytes received in %.2f s, %.0f msg/s "
-              "(publisher queue full %llu times)\n",
-              static_cast<unsigned long long>(got.load()), messages, payload_bytes, s,
-              static_cast<double>(got.load()) / s, static_cast<unsigned long long>(full));
+  std::printf(
+      "pub/sub:       %llu of %d messages of %d bytes received in %.2f s, %.0f msg/s "
+      "(publisher queue full %llu times)\n",
+      static_cast<unsigned long long>(got.load()), messages, payload_bytes, s,
+      static_cast<double>(got.load()) / s, static_cast<unsigned long long>(full));
   a.stop();
   b.stop();
 

@@ -22,9 +22,9 @@ inline std::string signal_name(int j) { return fmt::format("TelemetryField{:03d}
 
 inline signal::Value value(int j, int round) {
   using signal::Value;
-  static const char* const kEnums[] = {"ShiftStateD", "ShiftStateP", "ChargeStateCharging",
-                                       "DetailedChargeStateDisconnected", "HvacPowerStateOn",
-                                       "SentryModeStateArmed"};
+  static const char* const kEnums[] = {"ShiftStateD",         "ShiftStateP",
+                                       "ChargeStateCharging", "DetailedChargeStateDisconnected",
+                                       "HvacPowerStateOn",    "SentryModeStateArmed"};
   if (j < 60) return Value::float64(j * 1.5 + round * 0.25);
   if (j < 70) return Value::int64(j * 1000 + round);
   if (j < 78) return Value::boolean((j + round) % 2 == 0);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <tuple>
 #include <unordered_map>
 
 namespace ts::state {
@@ -32,7 +33,7 @@ struct StringHash {
   }
 };
 
-/// The strings one shard has seen as signal names and as enum/doors/tires values, by id.
+/// Strings by id: one shard's signal names, or its enum/doors/tires values.
 class Interner {
  public:
   std::uint32_t intern(std::string_view s) {
@@ -101,15 +102,20 @@ class Slot {
 
   Kind kind() const { return kind_; }
 
-  void set_value(const Value& v, Interner& strings) {
+  void set_value(const Value& v, Interner& values) {
     release();
     kind_ = v.kind;
     u_.integer = 0;
     switch (v.kind) {
-      case Kind::Invalid: break;
+      case Kind::Invalid:
+        break;
       case Kind::Bool:
-      case Kind::Int: u_.integer = v.integer; break;
-      case Kind::Float: u_.number = v.number; break;
+      case Kind::Int:
+        u_.integer = v.integer;
+        break;
+      case Kind::Float:
+        u_.number = v.number;
+        break;
       case Kind::Location:
         u_.pair[0] = v.number;
         u_.pair[1] = v.number2;
@@ -117,7 +123,7 @@ class Slot {
       case Kind::Enum:
       case Kind::Doors:
       case Kind::Tires:
-        if (auto id = strings.intern_value(v.text)) {
+        if (auto id = values.intern_value(v.text)) {
           rep_ = TextRep::Interned;
           u_.interned = *id;
           break;
@@ -125,43 +131,59 @@ class Slot {
         set_text(v.text);
         break;
       case Kind::String:
-      case Kind::Time: set_text(v.text); break;
+      case Kind::Time:
+        set_text(v.text);
+        break;
     }
   }
 
   /// Same value as `v` (floats compared bit for bit, so a replayed NaN is the same value).
-  bool same_value(const Value& v, const Interner& strings) const {
+  bool same_value(const Value& v, const Interner& values) const {
     if (v.kind != kind_) return false;
     switch (kind_) {
-      case Kind::Invalid: return true;
+      case Kind::Invalid:
+        return true;
       case Kind::Bool:
-      case Kind::Int: return u_.integer == v.integer;
-      case Kind::Float: return std::memcmp(&u_.number, &v.number, sizeof(double)) == 0;
+      case Kind::Int:
+        return u_.integer == v.integer;
+      case Kind::Float:
+        return std::memcmp(&u_.number, &v.number, sizeof(double)) == 0;
       case Kind::Location:
         return std::memcmp(&u_.pair[0], &v.number, sizeof(double)) == 0 &&
                std::memcmp(&u_.pair[1], &v.number2, sizeof(double)) == 0;
-      default: return text(strings) == v.text;
+      default:
+        return text(values) == v.text;
     }
   }
 
-  Value value(const Interner& strings) const {
+  Value value(const Interner& values) const {
     switch (kind_) {
-      case Kind::Invalid: return Value::invalid();
-      case Kind::Bool: return Value::boolean(u_.integer != 0);
-      case Kind::Int: return Value::int64(u_.integer);
-      case Kind::Float: return Value::float64(u_.number);
-      case Kind::Location: return Value::location(u_.pair[0], u_.pair[1]);
-      default: return Value{.kind = kind_, .text = std::string(text(strings))};
+      case Kind::Invalid:
+        return Value::invalid();
+      case Kind::Bool:
+        return Value::boolean(u_.integer != 0);
+      case Kind::Int:
+        return Value::int64(u_.integer);
+      case Kind::Float:
+        return Value::float64(u_.number);
+      case Kind::Location:
+        return Value::location(u_.pair[0], u_.pair[1]);
+      default:
+        return Value{.kind = kind_, .text = std::string(text(values))};
     }
   }
 
  private:
-  std::string_view text(const Interner& strings) const {
+  std::string_view text(const Interner& values) const {
     switch (rep_) {
-      case TextRep::Inline: return {u_.chars, inline_size_};
-      case TextRep::Heap: return {u_.heap.data, u_.heap.size};
-      case TextRep::Interned: return strings.at(u_.interned);
-      case TextRep::None: break;
+      case TextRep::Inline:
+        return {u_.chars, inline_size_};
+      case TextRep::Heap:
+        return {u_.heap.data, u_.heap.size};
+      case TextRep::Interned:
+        return values.at(u_.interned);
+      case TextRep::None:
+        break;
     }
     return {};
   }
@@ -209,11 +231,77 @@ struct Vehicle {
   Timestamp last_received[2] = {kNever, kNever};  // by Source
 };
 
+/// A VIN and its hash, computed once per call: it picks the shard and the map bucket.
+struct VinRef {
+  std::string_view vin;
+  std::size_t hash;
+};
+VinRef vin_ref(std::string_view vin) { return {vin, std::hash<std::string_view>{}(vin)}; }
+
+/// The map key: the VIN inline (VINs are 17 characters; longer keys go to the heap) and its
+/// hash, kept because libstdc++ does not cache hashes for hashers it deems fast and would
+/// otherwise hash every VIN it walks past in a bucket chain.
+class VinKey {
+ public:
+  VinKey(std::string_view vin, std::size_t h) : hash(h), size_(vin.size()) {
+    char* p = inline_;
+    if (size_ > sizeof inline_) p = heap_ = new char[size_];
+    if (size_ != 0) std::memcpy(p, vin.data(), size_);
+  }
+  ~VinKey() {
+    if (size_ > sizeof inline_) delete[] heap_;
+  }
+  VinKey(const VinKey&) = delete;
+  VinKey& operator=(const VinKey&) = delete;
+
+  std::string_view vin() const { return {size_ > sizeof inline_ ? heap_ : inline_, size_}; }
+
+  const std::size_t hash;
+
+ private:
+  std::size_t size_;
+  union {
+    char inline_[24];
+    char* heap_;
+  };
+};
+std::string_view vin_of(const VinKey& k) { return k.vin(); }
+std::string_view vin_of(const VinRef& k) { return k.vin; }
+
+struct VinHash {
+  using is_transparent = void;
+  std::size_t operator()(const VinKey& k) const noexcept { return k.hash; }
+  std::size_t operator()(const VinRef& k) const noexcept { return k.hash; }
+};
+struct VinEq {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const noexcept {
+    return a.hash == b.hash && vin_of(a) == vin_of(b);
+  }
+};
+
 struct alignas(64) Shard {
   mutable std::mutex mutex;  // guards everything below
-  std::unordered_map<std::string, Vehicle, StringHash, std::equal_to<>> vehicles;
-  Interner strings;
+  std::unordered_map<VinKey, Vehicle, VinHash, VinEq> vehicles;
+  Interner names;   // signal names: ids dense from 0 in first-seen order (see find_slot)
+  Interner values;  // enum, doors and tires values
 };
+
+/// The first slot whose name id is not less than `id` (std::lower_bound). Slots hold distinct
+/// ids in order, so slot i has an id >= i and the one for `id` sits at an index <= id. Ids are
+/// given per shard in first-seen order and vehicles mostly share their signal names, so it
+/// usually sits exactly there: one probe instead of a binary search's cache misses.
+template <class Slots>
+auto find_slot(Slots& slots, std::uint32_t id) {
+  if (slots.empty()) return slots.begin();
+  const std::size_t hi = std::min<std::size_t>(id, slots.size() - 1);
+  const std::uint32_t at = slots[hi].name;
+  if (at == id) return slots.begin() + static_cast<std::ptrdiff_t>(hi);
+  if (at < id) return slots.end();  // then hi is the last slot
+  return std::lower_bound(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(hi), id,
+                          [](const Slot& slot, std::uint32_t n) { return slot.name < n; });
+}
 
 std::optional<Timestamp> held(Timestamp t) {
   if (t == kNever) return std::nullopt;
@@ -224,9 +312,12 @@ std::optional<Timestamp> held(Timestamp t) {
 
 std::string_view applied_name(Applied applied) noexcept {
   switch (applied) {
-    case Applied::Newer: return "newer";
-    case Applied::Same: return "same";
-    case Applied::Older: return "older";
+    case Applied::Newer:
+      return "newer";
+    case Applied::Same:
+      return "same";
+    case Applied::Older:
+      return "older";
   }
   return "older";
 }
@@ -244,28 +335,31 @@ struct Store::Impl {
     core::Counter& older;
   };
 
-  Shard& shard_for(std::string_view vin) const {
-    // The map hashes the VIN again and uses the low bits: pick the shard from the high bits of
-    // a multiplicative mix so that shard choice and bucket choice are independent.
-    const std::uint64_t h = std::hash<std::string_view>{}(vin);
+  Shard& shard_for(const VinRef& vin) const {
+    // The shard's map picks buckets by the low bits of the same hash: take the shard from the
+    // high bits of a multiplicative mix so that shard choice and bucket choice are independent.
+    const std::uint64_t h = vin.hash;
     return shards[((h * 0x9E3779B97F4A7C15ULL) >> 32) % shard_count];
   }
 
-  /// The vehicle for `vin` in `shard` (locked by the caller), created if new.
-  Vehicle& vehicle(Shard& shard, std::string_view vin) {
+  /// The vehicle for `vin` in `shard` (locked by the caller), created if new (`grew` set).
+  Vehicle& vehicle(Shard& shard, const VinRef& vin, bool& grew) {
     auto it = shard.vehicles.find(vin);
     if (it != shard.vehicles.end()) return it->second;
+    grew = true;
     vehicles.fetch_add(1, std::memory_order_relaxed);
-    return shard.vehicles.emplace(std::string(vin), Vehicle{}).first->second;
+    return shard.vehicles
+        .emplace(std::piecewise_construct, std::forward_as_tuple(vin.vin, vin.hash),
+                 std::forward_as_tuple())
+        .first->second;
   }
 
   /// The rule of the class comment, with `shard` locked by the caller.
-  Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s) {
+  Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s, bool& grew) {
     Timestamp& received = v.last_received[s.source == Source::Poll ? 1 : 0];
     received = std::max(received, s.received_at);
-    const std::uint32_t id = shard.strings.intern(s.name);
-    auto it = std::lower_bound(v.slots.begin(), v.slots.end(), id,
-                               [](const Slot& slot, std::uint32_t n) { return slot.name < n; });
+    const std::uint32_t id = shard.names.intern(s.name);
+    auto it = find_slot(v.slots, id);
     if (it == v.slots.end() || it->name != id) {
       const auto index = it - v.slots.begin();
       if (v.slots.size() == v.slots.capacity()) {
@@ -276,41 +370,49 @@ struct Store::Impl {
       it = v.slots.emplace(v.slots.begin() + index);
       it->name = id;
       signals.fetch_add(1, std::memory_order_relaxed);
+      grew = true;
     } else {
       Slot& slot = *it;
       if (s.ts < slot.ts) return Applied::Older;
       if (s.ts == slot.ts) {
-        if (slot.same_value(s.value, shard.strings)) return Applied::Same;
+        if (slot.same_value(s.value, shard.values)) return Applied::Same;
         if (s.received_at < slot.received_at) return Applied::Older;
       }
     }
     it->ts = s.ts;
     it->received_at = s.received_at;
     it->source = s.source;
-    it->set_value(s.value, shard.strings);
+    it->set_value(s.value, shard.values);
     v.last_event = std::max(v.last_event, s.ts);
     return Applied::Newer;
   }
 
   /// Applies signals in order, locking each shard once per run of signals that fall into it.
+  /// True when a vehicle or a signal was added (the gauges need an update).
   template <class OnResult>
-  void apply_many(std::span<const Signal> list, OnResult&& on_result) {
+  bool apply_many(std::span<const Signal> list, OnResult&& on_result) {
+    bool grew = false;
     std::size_t i = 0;
     while (i < list.size()) {
-      Shard& shard = shard_for(list[i].vin);
+      VinRef ref = vin_ref(list[i].vin);
+      Shard& shard = shard_for(ref);
       std::lock_guard lock(shard.mutex);
       Vehicle* v = nullptr;
       std::string_view vin;
       for (; i < list.size(); ++i) {
         const Signal& s = list[i];
         if (v == nullptr || s.vin != vin) {
-          if (&shard_for(s.vin) != &shard) break;
-          v = &vehicle(shard, s.vin);  // node-based: stays valid while the lock is held
+          if (v != nullptr) {  // the first signal's ref is the one the shard was chosen by
+            ref = vin_ref(s.vin);
+            if (&shard_for(ref) != &shard) break;
+          }
+          v = &vehicle(shard, ref, grew);  // node-based: valid while the lock is held
           vin = s.vin;
         }
-        on_result(i, apply_locked(shard, *v, s));
+        on_result(i, apply_locked(shard, *v, s, grew));
       }
     }
+    return grew;
   }
 
   void update_gauges() {
@@ -327,14 +429,14 @@ struct Store::Impl {
   }
 
   static void append_signals(std::vector<Signal>& out, std::string_view vin, const Vehicle& v,
-                             const Interner& strings) {
+                             const Shard& shard) {
     for (const Slot& slot : v.slots) {
       out.push_back(Signal{.vin = std::string(vin),
-                           .name = std::string(strings.at(slot.name)),
+                           .name = std::string(shard.names.at(slot.name)),
                            .ts = slot.ts,
                            .received_at = slot.received_at,
                            .source = slot.source,
-                           .value = slot.value(strings)});
+                           .value = slot.value(shard.values)});
     }
   }
 
@@ -355,7 +457,8 @@ Store::Store(core::MetricsRegistry& metrics, std::size_t shards) : Store(shards)
                                 {"result"});
   impl_->metrics.emplace(Impl::Metrics{
       .vehicles = metrics.gauge("teslasync_state_vehicles", "Vehicles held in L1").get(),
-      .signals = metrics.gauge("teslasync_state_signals", "Signals (latest values) held in L1").get(),
+      .signals =
+          metrics.gauge("teslasync_state_signals", "Signals (latest values) held in L1").get(),
       .newer = apply.with({"newer"}),
       .same = apply.with({"same"}),
       .older = apply.with({"older"})});
@@ -366,22 +469,22 @@ Store::~Store() = default;
 
 Applied Store::apply(const Signal& s) {
   Applied result = Applied::Older;
-  impl_->apply_many(std::span<const Signal>(&s, 1),
-                    [&](std::size_t, Applied a) { result = a; });
+  const bool grew = impl_->apply_many(std::span<const Signal>(&s, 1),
+                                      [&](std::size_t, Applied a) { result = a; });
   impl_->count(result == Applied::Newer, result == Applied::Same, result == Applied::Older);
-  if (result == Applied::Newer) impl_->update_gauges();
+  if (grew) impl_->update_gauges();
   return result;
 }
 
 std::vector<Applied> Store::apply_batch(std::span<const Signal> signals) {
   std::vector<Applied> out(signals.size(), Applied::Older);
   std::size_t n[3] = {0, 0, 0};
-  impl_->apply_many(signals, [&](std::size_t i, Applied a) {
+  const bool grew = impl_->apply_many(signals, [&](std::size_t i, Applied a) {
     out[i] = a;
     ++n[static_cast<int>(a)];
   });
   impl_->count(n[0], n[1], n[2]);
-  if (n[0] != 0) impl_->update_gauges();
+  if (grew) impl_->update_gauges();
   return out;
 }
 
@@ -389,9 +492,15 @@ LoadResult Store::load(std::span<const Signal> signals) {
   LoadResult r;
   impl_->apply_many(signals, [&](std::size_t, Applied a) {
     switch (a) {
-      case Applied::Newer: ++r.newer; break;
-      case Applied::Same: ++r.same; break;
-      case Applied::Older: ++r.older; break;
+      case Applied::Newer:
+        ++r.newer;
+        break;
+      case Applied::Same:
+        ++r.same;
+        break;
+      case Applied::Older:
+        ++r.older;
+        break;
     }
   });
   impl_->update_gauges();
@@ -399,16 +508,16 @@ LoadResult Store::load(std::span<const Signal> signals) {
 }
 
 std::optional<Entry> Store::get(std::string_view vin, std::string_view name) const {
-  Shard& shard = impl_->shard_for(vin);
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
   std::lock_guard lock(shard.mutex);
-  auto v = shard.vehicles.find(vin);
-  const auto id = shard.strings.find(name);
+  auto v = shard.vehicles.find(ref);
+  const auto id = shard.names.find(name);
   if (v == shard.vehicles.end() || !id) return std::nullopt;
   const auto& slots = v->second.slots;
-  auto it = std::lower_bound(slots.begin(), slots.end(), *id,
-                             [](const Slot& slot, std::uint32_t n) { return slot.name < n; });
+  auto it = find_slot(slots, *id);
   if (it == slots.end() || it->name != *id) return std::nullopt;
-  return Entry{.value = it->value(shard.strings),
+  return Entry{.value = it->value(shard.values),
                .ts = it->ts,
                .received_at = it->received_at,
                .source = it->source};
@@ -417,21 +526,21 @@ std::optional<Entry> Store::get(std::string_view vin, std::string_view name) con
 std::vector<std::pair<std::string, Entry>> Store::snapshot(std::string_view vin) const {
   std::vector<std::pair<std::string, Entry>> out;
   {
-    Shard& shard = impl_->shard_for(vin);
+    const VinRef ref = vin_ref(vin);
+    Shard& shard = impl_->shard_for(ref);
     std::lock_guard lock(shard.mutex);
-    auto v = shard.vehicles.find(vin);
+    auto v = shard.vehicles.find(ref);
     if (v == shard.vehicles.end()) return out;
     out.reserve(v->second.slots.size());
     for (const Slot& slot : v->second.slots) {
-      out.emplace_back(std::string(shard.strings.at(slot.name)),
-                       Entry{.value = slot.value(shard.strings),
+      out.emplace_back(std::string(shard.names.at(slot.name)),
+                       Entry{.value = slot.value(shard.values),
                              .ts = slot.ts,
                              .received_at = slot.received_at,
                              .source = slot.source});
     }
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
@@ -441,7 +550,7 @@ std::vector<std::string> Store::vins() const {
   for (std::size_t i = 0; i < impl_->shard_count; ++i) {
     Shard& shard = impl_->shards[i];
     std::lock_guard lock(shard.mutex);
-    for (const auto& [vin, v] : shard.vehicles) out.push_back(vin);
+    for (const auto& [key, v] : shard.vehicles) out.emplace_back(key.vin());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -456,18 +565,20 @@ std::size_t Store::signal_count() const noexcept {
 }
 
 std::optional<Timestamp> Store::last_event(std::string_view vin) const {
-  Shard& shard = impl_->shard_for(vin);
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
   std::lock_guard lock(shard.mutex);
-  auto v = shard.vehicles.find(vin);
+  auto v = shard.vehicles.find(ref);
   if (v == shard.vehicles.end()) return std::nullopt;
   return held(v->second.last_event);
 }
 
 std::optional<Timestamp> Store::last_received(std::string_view vin,
                                               std::optional<Source> source) const {
-  Shard& shard = impl_->shard_for(vin);
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
   std::lock_guard lock(shard.mutex);
-  auto v = shard.vehicles.find(vin);
+  auto v = shard.vehicles.find(ref);
   if (v == shard.vehicles.end()) return std::nullopt;
   const Timestamp* r = v->second.last_received;
   if (!source) return held(std::max(r[0], r[1]));
@@ -481,7 +592,9 @@ void Store::for_each(const std::function<void(const Signal&)>& f) const {
     {
       Shard& shard = impl_->shards[i];
       std::lock_guard lock(shard.mutex);
-      for (const auto& [vin, v] : shard.vehicles) Impl::append_signals(copy, vin, v, shard.strings);
+      for (const auto& [key, v] : shard.vehicles) {
+        Impl::append_signals(copy, key.vin(), v, shard);
+      }
     }
     for (const Signal& s : copy) f(s);
   }
@@ -496,7 +609,7 @@ std::vector<Signal> Store::drain(std::size_t max_signals) {
     std::lock_guard lock(shard.mutex);
     while (!shard.vehicles.empty() && out.size() < max_signals) {
       auto node = shard.vehicles.extract(shard.vehicles.begin());
-      Impl::append_signals(out, node.key(), node.mapped(), shard.strings);
+      Impl::append_signals(out, node.key().vin(), node.mapped(), shard);
       impl_->signals.fetch_sub(node.mapped().slots.size(), std::memory_order_relaxed);
       ++vehicles;
     }

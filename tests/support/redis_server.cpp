@@ -33,9 +33,15 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 RedisReply convert(const redisReply& r) {
   RedisReply out;
   switch (r.type) {
-    case REDIS_REPLY_STATUS: out.type = RedisReply::Type::Status; break;
-    case REDIS_REPLY_ERROR: out.type = RedisReply::Type::Error; break;
-    case REDIS_REPLY_STRING: out.type = RedisReply::Type::String; break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::Status;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::Error;
+      break;
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::String;
+      break;
     case REDIS_REPLY_INTEGER:
       out.type = RedisReply::Type::Integer;
       out.integer = r.integer;
@@ -44,7 +50,8 @@ RedisReply convert(const redisReply& r) {
       out.type = RedisReply::Type::Array;
       for (std::size_t i = 0; i < r.elements; ++i) out.elements.push_back(convert(*r.element[i]));
       return out;
-    default: return out;  // nil
+    default:
+      return out;  // nil
   }
   out.str.assign(r.str, r.len);
   return out;
@@ -70,9 +77,9 @@ ReplyPtr run(redisContext* c, const std::vector<std::string>& args) {
 RedisServer::RedisServer(RedisServerOptions options)
     : options_(std::move(options)), dir_("ts-redis") {
   if (::access(options_.binary.c_str(), X_OK) != 0) {
-    throw std::runtime_error(fmt::format(
-        "RedisServer: {} is not an executable ({}); install the 'redis-server' package",
-        options_.binary.string(), std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("RedisServer: {} is not an executable ({}); install the 'redis-server' package",
+                    options_.binary.string(), std::strerror(errno)));
   }
   // free_port() only finds a port that is free right now; if another process takes it before
   // redis-server binds, it exits and we try again with a fresh port.
@@ -81,9 +88,9 @@ RedisServer::RedisServer(RedisServerOptions options)
     write_config();
     if (launch()) return;
   }
-  throw std::runtime_error(fmt::format(
-      "RedisServer: port taken {} times in a row during start-up; log:\n{}", kLaunchAttempts,
-      log_text()));
+  throw std::runtime_error(
+      fmt::format("RedisServer: port taken {} times in a row during start-up; log:\n{}",
+                  kLaunchAttempts, log_text()));
 }
 
 RedisServer::~RedisServer() {
@@ -116,11 +123,11 @@ void RedisServer::write_config() const {
 
 bool RedisServer::launch() {
   const std::size_t log_offset = log_text().size();
-  process_.emplace(Process::start({.argv = {options_.binary.string(),
-                                            dir_.file("redis.conf").string()},
-                                   .output_dir = dir_.path(),
-                                   .name = "redis-server",
-                                   .append_output = true}));
+  process_.emplace(
+      Process::start({.argv = {options_.binary.string(), dir_.file("redis.conf").string()},
+                      .output_dir = dir_.path(),
+                      .name = "redis-server",
+                      .append_output = true}));
   const auto listening = [&] {
     return log_text().find("Ready to accept connections", log_offset) != std::string::npos &&
            tcp_connectable(port_);
@@ -131,14 +138,14 @@ bool RedisServer::launch() {
   if (!process_->running()) {
     const std::string log = log_text().substr(log_offset);
     if (log.find("Address already in use") != std::string::npos) return false;
-    throw std::runtime_error(fmt::format(
-        "RedisServer: redis-server exited with status {} during start-up; log:\n{}",
-        *process_->exit_status(), log));
+    throw std::runtime_error(
+        fmt::format("RedisServer: redis-server exited with status {} during start-up; log:\n{}",
+                    *process_->exit_status(), log));
   }
   if (!ready) {
     process_->terminate(kStopGrace);
-    throw std::runtime_error(fmt::format("RedisServer: {}; log:\n{}", ready.message(),
-                                         log_text().substr(log_offset)));
+    throw std::runtime_error(
+        fmt::format("RedisServer: {}; log:\n{}", ready.message(), log_text().substr(log_offset)));
   }
   return true;
 }

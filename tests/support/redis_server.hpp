@@ -36,8 +36,8 @@ struct RedisServerOptions {
 struct RedisReply {
   enum class Type { Nil, Status, Error, Integer, String, Array };
   Type type = Type::Nil;
-  std::string str;            ///< Status, Error, String
-  long long integer = 0;      ///< Integer
+  std::string str;                   ///< Status, Error, String
+  long long integer = 0;             ///< Integer
   std::vector<RedisReply> elements;  ///< Array
 
   bool is_error() const { return type == Type::Error; }

@@ -26,8 +26,8 @@ void append_int(std::string& out, std::int64_t v) {
 
 std::optional<std::int64_t> as_int64(const boost::json::value& v) {
   if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(
-                                             std::numeric_limits<std::int64_t>::max())) {
+  if (v.is_uint64() &&
+      v.get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
     return static_cast<std::int64_t>(v.get_uint64());
   }
   return std::nullopt;
@@ -35,7 +35,8 @@ std::optional<std::int64_t> as_int64(const boost::json::value& v) {
 
 std::optional<Value> value_of(Kind kind, const boost::json::value& v) {
   switch (kind) {
-    case Kind::Invalid: return Value::invalid();
+    case Kind::Invalid:
+      return Value::invalid();
     case Kind::Bool:
       if (!v.is_bool()) return std::nullopt;
       return Value::boolean(v.get_bool());
@@ -132,7 +133,8 @@ Result<signal::Signal> decode_value(std::string_view vin, std::string_view name,
   auto ts_value = as_int64(*ts);
   auto r_value = as_int64(*r);
   auto kind_number = as_int64(*k);
-  if (!ts_value || !r_value || !kind_number || *kind_number < 0 || *kind_number > signal::kMaxKind) {
+  if (!ts_value || !r_value || !kind_number || *kind_number < 0 ||
+      *kind_number > signal::kMaxKind) {
     return make_error_code(errc::bad_value);
   }
   auto kind = signal::kind_from_int(static_cast<int>(*kind_number));

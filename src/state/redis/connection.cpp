@@ -1,5 +1,7 @@
 #include "state/redis/connection.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include <string>
@@ -20,6 +22,41 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
+/// Blocks SIGPIPE on the calling thread while it lives. hiredis writes with write(2), which
+/// raises SIGPIPE (default action: end the process) when Redis has closed the connection; with
+/// the signal blocked the write fails with EPIPE instead and the connection is reconnected. A
+/// SIGPIPE raised meanwhile is consumed before the previous mask is restored, so it never fires.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+    was_blocked_ = sigismember(&old_, SIGPIPE) == 1;
+  }
+  ~SigpipeGuard() {
+    if (was_blocked_) return;
+    sigset_t pending;
+    sigemptyset(&pending);
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      const timespec zero{};
+      while (sigtimedwait(&pipe, nullptr, &zero) == SIGPIPE) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t old_{};
+  bool was_blocked_ = false;
+};
+
 // Boost's error_category has a protected non-virtual destructor by design.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
@@ -29,13 +66,20 @@ class RedisCategory final : public boost::system::error_category {
   const char* name() const noexcept override { return "ts.redis"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::connect_failed: return "cannot connect to Redis";
-      case errc::auth_failed: return "Redis refused AUTH or SELECT";
-      case errc::io_error: return "Redis connection broken or timed out";
-      case errc::server_error: return "Redis answered with an error";
-      case errc::bad_reply: return "unexpected reply from Redis";
-      case errc::bad_value: return "stored value is not in our format";
-      case errc::not_connected: return "not connected to Redis";
+      case errc::connect_failed:
+        return "cannot connect to Redis";
+      case errc::auth_failed:
+        return "Redis refused AUTH or SELECT";
+      case errc::io_error:
+        return "Redis connection broken or timed out";
+      case errc::server_error:
+        return "Redis answered with an error";
+      case errc::bad_reply:
+        return "unexpected reply from Redis";
+      case errc::bad_value:
+        return "stored value is not in our format";
+      case errc::not_connected:
+        return "not connected to Redis";
     }
     return "unknown Redis error " + std::to_string(ev);
   }
@@ -50,8 +94,7 @@ const boost::system::error_category& category() noexcept {
 }
 
 std::string_view reply_text(const redisReply& r) noexcept {
-  if (r.type == REDIS_REPLY_ERROR || r.type == REDIS_REPLY_STATUS ||
-      r.type == REDIS_REPLY_STRING) {
+  if (r.type == REDIS_REPLY_ERROR || r.type == REDIS_REPLY_STATUS || r.type == REDIS_REPLY_STRING) {
     return {r.str, r.len};
   }
   return {};
@@ -105,9 +148,8 @@ boost::system::error_code Connection::connect() {
     return {};
   };
   if (!config_.password.empty()) {
-    auto r = config_.username.empty()
-                 ? command({"AUTH", config_.password})
-                 : command({"AUTH", config_.username, config_.password});
+    auto r = config_.username.empty() ? command({"AUTH", config_.password})
+                                      : command({"AUTH", config_.username, config_.password});
     if (auto ec = check(std::move(r), "AUTH")) return ec;
   }
   if (config_.db != 0) {
@@ -136,6 +178,8 @@ void Connection::append(std::span<const std::string_view> args) {
 
 boost::system::error_code Connection::flush() {
   if (ctx_ == nullptr) return errc::not_connected;
+  if (sdslen(ctx_->obuf) == 0) return {};
+  SigpipeGuard guard;  // the only place that writes to the socket
   int done = 0;
   while (done == 0) {
     if (redisBufferWrite(ctx_, &done) != REDIS_OK) return fail(ctx_->errstr);
@@ -145,6 +189,7 @@ boost::system::error_code Connection::flush() {
 
 Result<Reply> Connection::read_reply() {
   if (ctx_ == nullptr) return make_error_code(errc::not_connected);
+  if (auto ec = flush()) return ec;  // so that redisGetReply only reads
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return fail(ctx_->errstr);
   return Reply(static_cast<redisReply*>(raw));

@@ -50,8 +50,7 @@ void LinkHealth::down(std::string_view why, std::string_view consequence) {
   outage_logged_ = true;
   down_since_ = std::chrono::steady_clock::now();
   log_->warn("[{}] {} Redis {}: {}; {}; retrying in the background", client_,
-             ever_up_ ? "lost the connection to" : "cannot connect to", target_, why,
-             consequence);
+             ever_up_ ? "lost the connection to" : "cannot connect to", target_, why, consequence);
 }
 
 }  // namespace ts::state::redis

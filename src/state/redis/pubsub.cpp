@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -344,7 +344,7 @@ struct PubSub::Impl {
   std::deque<Message> queue;
   bool stopping = false;
   std::shared_ptr<const HandlerMap> handlers;  // replaced, never changed in place
-  int wake_fd = -1;  // wakes the subscriber thread: stop, new channel
+  int wake_fd = -1;                            // wakes the subscriber thread: stop, new channel
 
   std::thread publisher, subscriber;
   std::once_flag started, stopped;

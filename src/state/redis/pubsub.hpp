@@ -48,11 +48,11 @@ struct PubSubOptions {
 };
 
 struct PubSubStats {
-  std::uint64_t published = 0;      ///< messages Redis accepted
-  std::uint64_t dropped = 0;        ///< messages not published (down, queue full, connection lost)
-  std::uint64_t received = 0;       ///< messages delivered to handlers
-  std::uint64_t subscriptions = 0;  ///< SUBSCRIBE confirmations, per channel, over all reconnects
-  std::uint64_t handler_errors = 0; ///< handler calls that threw
+  std::uint64_t published = 0;       ///< messages Redis accepted
+  std::uint64_t dropped = 0;         ///< messages not published (down, queue full, connection lost)
+  std::uint64_t received = 0;        ///< messages delivered to handlers
+  std::uint64_t subscriptions = 0;   ///< SUBSCRIBE confirmations, per channel, over all reconnects
+  std::uint64_t handler_errors = 0;  ///< handler calls that threw
 };
 
 class PubSub {

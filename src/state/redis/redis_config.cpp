@@ -50,16 +50,18 @@ std::string RedisConfig::describe() const {
 RedisConfig parse_redis_url(std::string_view url) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) {
-    fail(fmt::format("\"{}\" is not a URL (expected redis://[[user]:password@]host[:port][/db] "
-                     "or unix:///path)",
-                     url));
+    fail(
+        fmt::format("\"{}\" is not a URL (expected redis://[[user]:password@]host[:port][/db] "
+                    "or unix:///path)",
+                    url));
   }
   const boost::urls::url_view& u = *parsed;
   RedisConfig c;
   const std::string_view scheme = u.scheme();
   if (scheme == "rediss") {
-    fail("rediss:// (TLS) is not supported: the hiredis library of this build has no TLS; use "
-         "redis:// on a private network or a local TLS tunnel");
+    fail(
+        "rediss:// (TLS) is not supported: the hiredis library of this build has no TLS; use "
+        "redis:// on a private network or a local TLS tunnel");
   }
   if (scheme == "unix") {
     read_userinfo(u, c);

@@ -71,8 +71,8 @@ return {#set / 2, stale}
 /// for now. Anything else (WRONGTYPE, script errors) would fail again.
 bool transient(std::string_view error) {
   static constexpr std::array<std::string_view, 9> kTransient = {
-      "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
-      "NOREPLICAS", "MISCONF"};
+      "LOADING",  "BUSY",        "OOM",        "READONLY", "MASTERDOWN",
+      "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"};
   return std::any_of(kTransient.begin(), kTransient.end(),
                      [&](std::string_view p) { return error.starts_with(p); });
 }
@@ -162,6 +162,7 @@ struct RedisMirror::Impl {
 
   void run() {
     auto backoff = kFirstBackoff;
+    auto refused_backoff = kFirstBackoff;
     while (true) {
       {
         std::lock_guard lock(mutex);
@@ -193,7 +194,14 @@ struct RedisMirror::Impl {
       in_flight.store(0, std::memory_order_relaxed);
       publish_pending();
       notify_idle();
-      if (retry_later && conn.connected()) wait_for(backoff);
+      if (retry_later && conn.connected()) {
+        // Redis refuses writes for now (loading, read-only replica, out of memory): back off.
+        wait_for(refused_backoff);
+        refused_backoff =
+            std::min(refused_backoff * 2, std::max(options.max_backoff, kFirstBackoff));
+      } else if (!retry_later) {
+        refused_backoff = kFirstBackoff;
+      }
     }
     conn.close();
     notify_idle();
@@ -415,7 +423,7 @@ struct RedisMirror::Impl {
   Store pending{4};  // coalesces by the store's rule; thread-safe itself
   std::atomic<std::size_t> in_flight{0};
 
-  mutable std::mutex mutex;  // guards stopping, work, deadline, synced_run_id
+  mutable std::mutex mutex;              // guards stopping, work, deadline, synced_run_id
   std::condition_variable wake;          // the thread waits for work or stop
   mutable std::condition_variable idle;  // wait_idle waits for the end of a round
   bool stopping = false;

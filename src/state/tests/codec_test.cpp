@@ -73,16 +73,19 @@ TEST(RedisCodec, NonFiniteFloatReadsBackAsNaN) {
 
 TEST(RedisCodec, MalformedValuesAreErrors) {
   for (const char* bad : {
-           "", "not json", "[]", "{}",
-           R"({"ts":1,"r":2,"k":3,"s":"stream"})",            // no v
-           R"({"ts":"1","r":2,"k":3,"s":"stream","v":1})",    // ts not a number
-           R"({"ts":1.5,"r":2,"k":3,"s":"stream","v":1})",    // ts not an integer
-           R"({"ts":1,"r":2,"k":10,"s":"stream","v":1})",     // unknown kind
-           R"({"ts":1,"r":2,"k":-1,"s":"stream","v":1})",     // negative kind
-           R"({"ts":1,"r":2,"k":3,"s":"mqtt","v":1})",        // unknown source
-           R"({"ts":1,"r":2,"k":1,"s":"stream","v":1})",      // bool that is a number
-           R"({"ts":1,"r":2,"k":2,"s":"stream","v":1.5})",    // int that is a float
-           R"({"ts":1,"r":2,"k":4,"s":"stream","v":5})",      // string that is a number
+           "",
+           "not json",
+           "[]",
+           "{}",
+           R"({"ts":1,"r":2,"k":3,"s":"stream"})",          // no v
+           R"({"ts":"1","r":2,"k":3,"s":"stream","v":1})",  // ts not a number
+           R"({"ts":1.5,"r":2,"k":3,"s":"stream","v":1})",  // ts not an integer
+           R"({"ts":1,"r":2,"k":10,"s":"stream","v":1})",   // unknown kind
+           R"({"ts":1,"r":2,"k":-1,"s":"stream","v":1})",   // negative kind
+           R"({"ts":1,"r":2,"k":3,"s":"mqtt","v":1})",      // unknown source
+           R"({"ts":1,"r":2,"k":1,"s":"stream","v":1})",    // bool that is a number
+           R"({"ts":1,"r":2,"k":2,"s":"stream","v":1.5})",  // int that is a float
+           R"({"ts":1,"r":2,"k":4,"s":"stream","v":5})",    // string that is a number
            R"({"ts":1,"r":2,"k":6,"s":"stream","v":{"latitude":1}})",
            R"({"ts":1,"r":2,"k":7,"s":"stream","v":"doors"})",
        }) {

@@ -142,13 +142,13 @@ TEST(PubSub, ResubscribesAfterRedisRestarts) {
   const auto before = b.bus.stats().subscriptions;
 
   server.stop();
-  ASSERT_TRUE(wait_for([&] { return !b.bus.subscribed() && !a.bus.publisher_connected(); },
-                       kWait, "both to notice the outage"));
+  ASSERT_TRUE(wait_for([&] { return !b.bus.subscribed() && !a.bus.publisher_connected(); }, kWait,
+                       "both to notice the outage"));
   EXPECT_FALSE(a.bus.publish("ch", "lost"));  // dropped while down, counted
   EXPECT_EQ(a.bus.stats().dropped, 1u);
-  EXPECT_NE(a.metrics.render_prometheus().find(
-                "teslasync_redis_pubsub_dropped_total{reason=\"down\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      a.metrics.render_prometheus().find("teslasync_redis_pubsub_dropped_total{reason=\"down\"} 1"),
+      std::string::npos);
   EXPECT_NE(a.metrics.render_prometheus().find("teslasync_redis_up{client=\"publisher\"} 0"),
             std::string::npos);
 
@@ -164,9 +164,8 @@ TEST(PubSub, ResubscribesAfterRedisRestarts) {
 TEST(PubSub, AThrowingHandlerIsCountedAndOthersStillRun) {
   RedisServer server;
   Replica a(server), b(server);
-  b.bus.subscribe("ch", [](std::string_view, std::string_view) {
-    throw std::runtime_error("handler bug");
-  });
+  b.bus.subscribe(
+      "ch", [](std::string_view, std::string_view) { throw std::runtime_error("handler bug"); });
   b.bus.subscribe("ch", b.inbox.handler());
   a.bus.start();
   b.bus.start();
@@ -191,9 +190,9 @@ TEST(PubSub, FullQueueDropsAndCounts) {
   }
   EXPECT_GT(accepted, 0u);
   ASSERT_EQ(refused, 1u);
-  EXPECT_NE(a.metrics.render_prometheus().find(
-                "teslasync_redis_pubsub_dropped_total{reason=\"full\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      a.metrics.render_prometheus().find("teslasync_redis_pubsub_dropped_total{reason=\"full\"} 1"),
+      std::string::npos);
 }
 
 }  // namespace

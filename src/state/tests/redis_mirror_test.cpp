@@ -97,17 +97,18 @@ TEST(RedisMirror, SameEventTimeLaterReceiveWinsAsInL1) {
   earlier.received_at = a.received_at - 1;
   mirror.enqueue(earlier);
   ASSERT_TRUE(mirror.wait_idle(kWait));
-  auto held = decode_value("VIN1", "Locked",
-                           server.command({"HGET", vehicle_key(kDefaultKeyPrefix, "VIN1"),
-                                           "Locked"}).str);
+  auto held =
+      decode_value("VIN1", "Locked",
+                   server.command({"HGET", vehicle_key(kDefaultKeyPrefix, "VIN1"), "Locked"}).str);
   ASSERT_TRUE(held);
   EXPECT_EQ(held->value, Value::boolean(false));
   Signal later = earlier;
   later.received_at = a.received_at + 1;
   mirror.enqueue(later);
   ASSERT_TRUE(mirror.wait_idle(kWait));
-  held = decode_value("VIN1", "Locked",
-                      server.command({"HGET", vehicle_key(kDefaultKeyPrefix, "VIN1"), "Locked"}).str);
+  held =
+      decode_value("VIN1", "Locked",
+                   server.command({"HGET", vehicle_key(kDefaultKeyPrefix, "VIN1"), "Locked"}).str);
   ASSERT_TRUE(held);
   EXPECT_EQ(held->value, Value::boolean(true));
 }
@@ -130,8 +131,8 @@ TEST(RedisMirror, ConcurrentWritersNewestWins) {
       std::vector<Signal> batch;
       for (int v = 0; v < kVehicles; ++v) {
         for (int s = 0; s < kSignals; ++s) {
-          batch.push_back(sig("VIN" + std::to_string(v), "S" + std::to_string(s), ts,
-                              Value::int64(ts)));
+          batch.push_back(
+              sig("VIN" + std::to_string(v), "S" + std::to_string(s), ts, Value::int64(ts)));
         }
       }
       w.enqueue(batch);
@@ -184,12 +185,17 @@ TEST(RedisMirror, LoadAllRoundTripsEveryKind) {
   RedisMirror mirror(parse_redis_url(server.url()), fast_options(), metrics);
   mirror.start();
   const std::vector<Value> values = {
-      Value::invalid(), Value::boolean(true), Value::int64(-7), Value::float64(2.5),
+      Value::invalid(),
+      Value::boolean(true),
+      Value::int64(-7),
+      Value::float64(2.5),
       Value::string("a string that is longer than sixteen bytes"),
-      Value::enumeration("ShiftStateD"), Value::location(52.52, 13.405),
+      Value::enumeration("ShiftStateD"),
+      Value::location(52.52, 13.405),
       Value::doors(R"({"DriverFront":false,"DriverRear":false,"PassengerFront":false,)"
                    R"("PassengerRear":false,"TrunkFront":true,"TrunkRear":false})"),
-      Value::tires(R"({"rear_left":true})"), Value::time_of_day("23:59:59")};
+      Value::tires(R"({"rear_left":true})"),
+      Value::time_of_day("23:59:59")};
   std::vector<Signal> sent;
   for (int v = 0; v < 3; ++v) {
     for (std::size_t i = 0; i < values.size(); ++i) {
@@ -398,8 +404,8 @@ TEST(RedisMirror, LargeVehiclesAreSplitAcrossCalls) {
 TEST(RedisMirror, StopWritesWhatIsPending) {
   RedisServer server;
   core::MetricsRegistry metrics;
-  auto mirror = std::make_unique<RedisMirror>(parse_redis_url(server.url()), fast_options(),
-                                              metrics);
+  auto mirror =
+      std::make_unique<RedisMirror>(parse_redis_url(server.url()), fast_options(), metrics);
   mirror->start();
   ASSERT_TRUE(wait_for([&] { return mirror->connected(); }, kWait, "the mirror to connect"));
   std::vector<Signal> batch;

@@ -172,9 +172,26 @@ TEST(Store, SnapshotIsSortedByName) {
     names.push_back(name);
     EXPECT_EQ(entry.value, Value::int64(1));
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"BatteryLevel", "Gear", "Location", "Soc",
-                                             "VehicleSpeed"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"BatteryLevel", "Gear", "Location", "Soc", "VehicleSpeed"}));
   EXPECT_TRUE(store.snapshot("NOPE").empty());
+}
+
+TEST(Store, KeysOfAnyLength) {
+  Store store;
+  const std::string long_vin(100, 'V');  // beyond the inline key storage
+  for (const std::string& vin : {std::string(), std::string("X"), long_vin}) {
+    for (const std::string& name : {std::string(), std::string(64, 'N')}) {
+      EXPECT_EQ(store.apply(sig(vin, name, 10, Value::int64(1))), Applied::Newer);
+      EXPECT_EQ(store.apply(sig(vin, name, 10, Value::int64(1))), Applied::Same);
+      ASSERT_TRUE(store.get(vin, name));
+    }
+  }
+  EXPECT_EQ(store.vins(), (std::vector<std::string>{"", long_vin, "X"}));
+  EXPECT_EQ(store.snapshot(long_vin).size(), 2u);
+  std::size_t drained = 0;
+  while (!store.drain(1).empty()) ++drained;
+  EXPECT_EQ(drained, 3u);
 }
 
 TEST(Store, VinsAreSortedAndCounted) {
@@ -218,9 +235,9 @@ TEST(Store, ApplyBatchReportsEverySignalInOrder) {
       sig("VIN1", "Speed", 1100, Value::float64(11), 99999),  // same (replay)
   };
   const auto result = store.apply_batch(batch);
-  EXPECT_EQ(result, (std::vector<Applied>{Applied::Older, Applied::Newer, Applied::Newer,
-                                          Applied::Same, Applied::Newer, Applied::Older,
-                                          Applied::Newer, Applied::Same}));
+  EXPECT_EQ(result,
+            (std::vector<Applied>{Applied::Older, Applied::Newer, Applied::Newer, Applied::Same,
+                                  Applied::Newer, Applied::Older, Applied::Newer, Applied::Same}));
   EXPECT_EQ(store.get("VIN1", "Speed")->value, Value::float64(11));
   EXPECT_EQ(store.get("VIN2", "Soc")->value, Value::float64(70));
   EXPECT_EQ(store.vehicle_count(), 3u);
@@ -323,8 +340,8 @@ TEST(Store, TwoThreadsInterleavedKeepTheNewest) {
       batch.clear();
       for (int v = 0; v < kVehicles; ++v) {
         for (int s = 0; s < kSignals; ++s) {
-          batch.push_back(sig("VIN" + std::to_string(v), "S" + std::to_string(s), ts,
-                              Value::int64(ts)));
+          batch.push_back(
+              sig("VIN" + std::to_string(v), "S" + std::to_string(s), ts, Value::int64(ts)));
         }
       }
       if (round % 2 == 0) {
