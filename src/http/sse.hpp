@@ -95,7 +95,7 @@ struct SseMetrics {
 /// http::Server's stream sessions and run on the session's executor. `publish` takes a short
 /// internal mutex (never held across I/O, a client, or a callback) and posts at most one drain per
 /// shard; it never blocks on a client. Owned by shared_ptr: routes and live sessions keep it alive.
-class EventHub : public std::enable_shared_from_this<EventHub> {
+class EventHub {
  public:
   EventHub(core::MetricsRegistry& metrics, EventHubOptions options = {});
   ~EventHub();
