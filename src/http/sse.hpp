@@ -142,7 +142,6 @@ class EventHub {
 
  private:
   struct Shard;
-  std::shared_ptr<Shard> shard_for(const boost::asio::any_io_executor& executor);
 
   EventHubOptions options_;
   SseMetrics metrics_;
