@@ -189,6 +189,12 @@ bool Router::has_blocking_routes() const {
                      [](const auto& r) { return r->options.execution == Execution::Blocking; });
 }
 
+std::size_t Router::max_body_limit() const {
+  std::size_t limit = fallback_ ? fallback_->options.body_limit : 0;
+  for (const auto& r : routes_) limit = std::max(limit, r->options.body_limit);
+  return limit;
+}
+
 Router::Match Router::match(Request& request) const {
   Match m;
   request.params.clear();

@@ -137,6 +137,8 @@ class Router {
                                                                   const Request& request);
   /// True if any route runs on the worker pool.
   bool has_blocking_routes() const;
+  /// The largest RouteOptions::body_limit of any route (0 if none sets one).
+  std::size_t max_body_limit() const;
 
   struct Segment {
     enum class Kind { Literal, Param, Rest } kind;

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <unordered_set>
 
@@ -215,7 +216,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     while (!stopped) {
       auto& parser = parser_slot.emplace();
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
-      parser.body_limit(options.body_limit);
+      // The largest limit any route allows; the matched route's own is applied below.
+      parser.body_limit(std::max(options.body_limit, router->max_body_limit()));
       stream.expires_after(options.idle_timeout);
       conn.idle = true;
       co_await bhttp::async_read_header(stream, buffer, parser, use_ec(ec));
@@ -237,8 +239,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       const std::size_t body_limit =
           match.route && match.route->options.body_limit ? match.route->options.body_limit
                                                          : options.body_limit;
-      // Beast checks Content-Length against the limit when the header completes (with the
-      // server's default); the route's own limit is checked here and applies to chunks below.
+      // Beast checks Content-Length when the header completes, against the largest limit; the
+      // route's own limit is checked here and applies to chunked bodies below.
       parser.body_limit(body_limit);
       if (auto length = parser.content_length(); length && *length > body_limit) {
         co_await write_response(stream, error_response(errc::payload_too_large), false, false, ec);

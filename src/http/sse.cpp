@@ -51,16 +51,16 @@ std::string encode_event(const Event& event, std::optional<std::uint64_t> id) {
   }
   // WHATWG SSE: CRLF, CR and LF all end a line; each line is its own `data:` field and the
   // browser joins them with LF.
-  std::string_view rest = event.data;
+  const char* p = event.data.data();
+  const char* const end = p + event.data.size();
   for (;;) {
-    const auto eol = rest.find_first_of("\r\n");
-    const auto line = rest.substr(0, eol);
-    out += line.empty() ? "data:" : "data: ";
-    out += line;
+    const char* eol = p;
+    while (eol != end && *eol != '\n' && *eol != '\r') ++eol;
+    out += eol == p ? "data:" : "data: ";
+    out.append(p, eol);
     out += '\n';
-    if (eol == std::string_view::npos) break;
-    const std::size_t skip = (rest[eol] == '\r' && eol + 1 < rest.size() && rest[eol + 1] == '\n') ? 2 : 1;
-    rest = rest.substr(eol + skip);
+    if (eol == end) break;
+    p = eol + ((*eol == '\r' && eol + 1 != end && eol[1] == '\n') ? 2 : 1);
   }
   out += '\n';
   return out;

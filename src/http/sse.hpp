@@ -5,9 +5,10 @@
 /// Flow: any thread calls `EventHub::publish(Event)`. The hub gives the event the next id, encodes
 /// its wire bytes once into a shared immutable buffer, keeps it in a bounded replay ring, and hands
 /// the same buffer to each io_context (shard) that has streams: one post per shard per batch, never
-/// one per client. On its shard, each stream session queues the buffer in its own bounded queue and
-/// writes it; a session whose queue overflows is sent a final `disconnect` event (reason
-/// `slow_consumer`) and closed. Publishing never waits for a client.
+/// one per client. On its shard, each stream session queues the buffer in its own bounded queue;
+/// after each batch the queue goes out with one non-blocking writev (or through the session's
+/// writer when the socket is full). A session whose queue overflows is sent a final `disconnect`
+/// event (data {"reason":"slow_consumer"}) and closed. Publishing never waits for a client.
 ///
 /// A stream (see `Router::stream`) starts with a `retry:` hint, then either the events missed since
 /// `Last-Event-ID` (header, or `last_event_id` query parameter for the first EventSource connect)
@@ -95,7 +96,7 @@ struct SseMetrics {
 /// http::Server's stream sessions and run on the session's executor. `publish` takes a short
 /// internal mutex (never held across I/O, a client, or a callback) and posts at most one drain per
 /// shard; it never blocks on a client. Owned by shared_ptr: routes and live sessions keep it alive.
-class EventHub : public std::enable_shared_from_this<EventHub> {
+class EventHub {
  public:
   EventHub(core::MetricsRegistry& metrics, EventHubOptions options = {});
   ~EventHub();
@@ -141,7 +142,6 @@ class EventHub : public std::enable_shared_from_this<EventHub> {
 
  private:
   struct Shard;
-  std::shared_ptr<Shard> shard_for(const boost::asio::any_io_executor& executor);
 
   EventHubOptions options_;
   SseMetrics metrics_;

@@ -87,6 +87,8 @@ struct RouterServer : ::testing::Test {
                 kPublic);
     router->post("/echo", [](const Request& r) { return json_response(201, r.body); },
                  RouteOptions{.access = Access::Public, .body_limit = 32});
+    router->post("/upload", [](const Request& r) { return json_response(200, std::to_string(r.body.size())); },
+                 RouteOptions{.access = Access::Public, .body_limit = 1000});
     router->get("/private", [](const Request& r) { return Response{200, "text/plain", r.principal, {}}; });
     router->get("/slow",
                 [this](const Request&) {
@@ -165,6 +167,17 @@ TEST_F(RouterServer, BodyLimitsAnswer413AndHeaderLimit431WithTheJsonError) {
                                            std::string(40, 'x'));
   EXPECT_NE(big.find("HTTP/1.1 413"), std::string::npos);
   EXPECT_EQ(body_of(big), R"({"error":{"code":"payload_too_large","message":"request body too large"}})");
+  // A route may also allow more than the server's default.
+  auto upload = roundtrip(server->port(), "POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 500\r\n\r\n" +
+                                              std::string(500, 'u'));
+  EXPECT_NE(upload.find("HTTP/1.1 200"), std::string::npos);
+  EXPECT_EQ(body_of(upload), "500");
+  auto upload_big = roundtrip(server->port(), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n" +
+                                                  std::string(1001, 'u'));
+  EXPECT_NE(upload_big.find("HTTP/1.1 413"), std::string::npos);
+  auto others_keep_theirs = roundtrip(server->port(), "POST /hello/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" +
+                                                          std::string(100, 'u'));
+  EXPECT_NE(others_keep_theirs.find("HTTP/1.1 413"), std::string::npos) << "server default 64 applies";
   auto chunked = roundtrip(server->port(),
                            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "30\r\n" + std::string(48, 'y') + "\r\n0\r\n\r\n");
