@@ -38,24 +38,33 @@ struct Message::Storage {
 
 // Arenas are reused: a record's arena goes back to a small pool of the thread that destroys the
 // record (normally the shard that made it), so a steady stream of records allocates none.
-std::vector<std::unique_ptr<Message::Storage>>& Message::pool() {
-  thread_local std::vector<std::unique_ptr<Storage>> free;
-  return free;
+std::vector<std::unique_ptr<Message::Storage>>* Message::pool() {
+  // Null once this thread's pool is gone (thread exit): a message destroyed later, e.g. by a
+  // static's destructor, frees its arena instead.
+  thread_local bool gone = false;
+  if (gone) return nullptr;
+  struct Pool {
+    std::vector<std::unique_ptr<Storage>> idle;
+    Pool() { idle.reserve(kPooledPerThread); }  // release_storage never allocates
+    ~Pool() { gone = true; }
+  };
+  thread_local Pool pool;
+  return &pool.idle;
 }
 
 std::unique_ptr<Message::Storage> Message::acquire_storage() {
-  auto& free = pool();
-  if (free.empty()) return std::make_unique<Storage>();
-  auto storage = std::move(free.back());
-  free.pop_back();
+  auto* idle = pool();
+  if (idle == nullptr || idle->empty()) return std::make_unique<Storage>();
+  auto storage = std::move(idle->back());
+  idle->pop_back();
   return storage;
 }
 
 void Message::release_storage(std::unique_ptr<Storage> storage) noexcept {
   if (!storage) return;
   storage->arena.Reset();  // destroys the message; keeps the first block only
-  auto& free = pool();
-  if (free.size() < kPooledPerThread) free.push_back(std::move(storage));
+  auto* idle = pool();
+  if (idle != nullptr && idle->size() < kPooledPerThread) idle->push_back(std::move(storage));
 }
 
 Message::Message() noexcept = default;

@@ -75,7 +75,7 @@ class Message {
 
  private:
   struct Storage;  // the arena and its first block: one allocation
-  static std::vector<std::unique_ptr<Storage>>& pool();  // this thread's idle arenas
+  static std::vector<std::unique_ptr<Storage>>* pool();  // this thread's idle arenas
   static std::unique_ptr<Storage> acquire_storage();
   static void release_storage(std::unique_ptr<Storage> storage) noexcept;
   google::protobuf::Message* emplace_index(std::size_t index);

@@ -96,5 +96,15 @@ TEST(Message, DestroyedOnAnotherThread) {
   }).join();
 }
 
+// A message that outlives its thread's arena pool (a thread_local made before the pool) frees
+// its arena instead of returning it to the destroyed pool.
+TEST(Message, DestroyedAfterItsThreadsPoolIsGone) {
+  std::thread([] {
+    thread_local Message late;  // constructed before the pool: destroyed after it
+    late = payload(3);
+    EXPECT_EQ(late.get_if<vd::Payload>()->data_size(), 3);
+  }).join();
+}
+
 }  // namespace
 }  // namespace ts::pipeline
