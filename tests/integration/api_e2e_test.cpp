@@ -282,7 +282,9 @@ void expect_stream_matches_storage_and_state(Pipeline& p) {
   EXPECT_EQ(boost::json::serialize(speed.at("value")), stored.rbegin()->second);
 
   for (const auto& e : sse.events()) {
-    if (e.event == "signal_change") EXPECT_EQ(e.data.find(kUnregistered), std::string::npos);
+    if (e.event == "signal_change") {
+      EXPECT_EQ(e.data.find(kUnregistered), std::string::npos);
+    }
   }
   // The unregistered vehicle's messages are dead letters.
   auto dead = json_of(http_request(p.api_port(), "GET",
