@@ -69,8 +69,12 @@ pids=()
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "demo: stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Newest first, each to the end, so that the API acknowledges what it holds before the broker
+  # goes away.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup INT TERM EXIT
 
