@@ -45,22 +45,22 @@ struct Migration {
 struct StorageMetrics {
   StorageMetrics(core::MetricsRegistry& registry, std::string_view backend);
 
-  core::Family<core::Counter>& rows_written;        ///< {table}
-  core::Counter& duplicate_signals;                 ///< signals already stored, ignored
-  core::Family<core::Counter>& transactions;        ///< {op}
-  core::Family<core::Counter>& failures;            ///< {op}
-  core::Family<core::Counter>& duration_us;         ///< {op}: sum of transaction time
-  core::Family<core::Gauge>& last_duration_s;       ///< {op}
-  core::Counter& reconnects;                        ///< PostgreSQL connections (re)established
+  core::Family<core::Counter>& rows_written;   ///< {table}
+  core::Counter& duplicate_signals;            ///< signals already stored, ignored
+  core::Family<core::Counter>& transactions;   ///< {op}
+  core::Family<core::Counter>& failures;       ///< {op}
+  core::Family<core::Counter>& duration_us;    ///< {op}: sum of transaction time
+  core::Family<core::Gauge>& last_duration_s;  ///< {op}
+  core::Counter& reconnects;                   ///< PostgreSQL connections (re)established
   core::Counter& partitions_created;
   core::Counter& partitions_dropped;
-  core::Counter& rows_deleted;                      ///< by retention
-  core::Counter& texts_repaired;                    ///< PostgreSQL: NUL / invalid UTF-8 replaced
+  core::Counter& rows_deleted;    ///< by retention
+  core::Counter& texts_repaired;  ///< PostgreSQL: NUL / invalid UTF-8 replaced
 };
 
 /// The operations metrics are labelled with.
 inline constexpr std::string_view kOpWriteBatch = "write_batch";  // write()/append_*
-inline constexpr std::string_view kOpWrite = "write";              // other writes
+inline constexpr std::string_view kOpWrite = "write";             // other writes
 inline constexpr std::string_view kOpRead = "read";
 inline constexpr std::string_view kOpRetention = "retention";
 inline constexpr std::string_view kOpMigrate = "migrate";
@@ -115,10 +115,10 @@ std::size_t clamp_limit(std::size_t limit) noexcept;
 
 /// A Value as signal_log columns; which are set depends on the kind (README.md).
 struct ValueColumns {
-  std::optional<std::int64_t> integer;  ///< value_int: Bool, Int
-  std::optional<double> number;         ///< value_num: Float, Location latitude
-  std::optional<double> number2;        ///< value_num2: Location longitude
-  std::optional<std::string_view> text; ///< value_text: String, Enum, Doors, Tires, Time
+  std::optional<std::int64_t> integer;   ///< value_int: Bool, Int
+  std::optional<double> number;          ///< value_num: Float, Location latitude
+  std::optional<double> number2;         ///< value_num2: Location longitude
+  std::optional<std::string_view> text;  ///< value_text: String, Enum, Doors, Tires, Time
 };
 ValueColumns columns_of(const signal::Value& value);
 /// The inverse of columns_of. An unknown kind gives an Invalid value.

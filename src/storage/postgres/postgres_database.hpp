@@ -19,6 +19,12 @@
 
 namespace ts::storage::postgres {
 
+/// How write() inserts signals (docs/storage.md compares them; Copy is faster here).
+enum class SignalInsert {
+  Copy,  ///< COPY into a temporary staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING
+  Unnest,  ///< one INSERT … SELECT FROM unnest($1::text[], …) ON CONFLICT DO NOTHING
+};
+
 struct PostgresOptions {
   std::string url;  ///< libpq URI (postgresql://…)
   std::size_t readers = 2;
@@ -26,6 +32,7 @@ struct PostgresOptions {
   std::chrono::milliseconds statement_timeout{30'000};
   int migrate_to_version = 0;  ///< 0: all migrations
   core::MetricsRegistry* metrics = nullptr;
+  SignalInsert signal_insert = SignalInsert::Copy;  ///< the benchmark measures both
 };
 
 Result<std::unique_ptr<Database>> open_postgres(const PostgresOptions& options);

@@ -26,14 +26,17 @@ constexpr int kRetentionChunk = 20'000;
 boost::system::error_code code_of(int rc) {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return make_error_code(errc::timeout);
+    case SQLITE_LOCKED:
+      return make_error_code(errc::timeout);
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
     case SQLITE_PERM:
-    case SQLITE_READONLY: return make_error_code(errc::unavailable);
-    default: return make_error_code(errc::query_failed);
+    case SQLITE_READONLY:
+      return make_error_code(errc::unavailable);
+    default:
+      return make_error_code(errc::query_failed);
   }
 }
 
@@ -115,13 +118,22 @@ class Stmt {
   }
   void bind_null(int i) { sqlite3_bind_null(s_, i); }
   void bind_opt(int i, const std::optional<std::int64_t>& v) {
-    if (v) bind_int(i, *v); else bind_null(i);
+    if (v)
+      bind_int(i, *v);
+    else
+      bind_null(i);
   }
   void bind_opt(int i, const std::optional<double>& v) {
-    if (v) bind_double(i, *v); else bind_null(i);
+    if (v)
+      bind_double(i, *v);
+    else
+      bind_null(i);
   }
   void bind_opt(int i, const std::optional<std::string_view>& v) {
-    if (v) bind_text(i, *v); else bind_null(i);
+    if (v)
+      bind_text(i, *v);
+    else
+      bind_null(i);
   }
 
   enum class Step { Row, Done };
@@ -171,8 +183,8 @@ class Stmt {
 };
 
 /// Prepares (cached) and wraps in a Stmt.
-#define TS_SQLITE_STMT(var, conn, sql)        \
-  auto var##_prepared = (conn).prepare(sql);  \
+#define TS_SQLITE_STMT(var, conn, sql)                                \
+  auto var##_prepared = (conn).prepare(sql);                          \
   if (!var##_prepared) return detail::failed(var##_prepared.error()); \
   Stmt var((conn), *var##_prepared)
 
@@ -241,14 +253,12 @@ class SqliteDatabase final : public Database {
   Result<std::vector<Vehicle>> list_vehicles() override;
   Result<std::vector<Alert>> list_alerts(std::string_view vin, std::size_t limit,
                                          std::size_t offset) override;
-  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin,
-                                                           std::size_t limit,
+  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin, std::size_t limit,
                                                            std::size_t offset) override;
   Result<std::vector<VehicleError>> list_vehicle_errors(std::string_view vin, std::size_t limit,
                                                         std::size_t offset) override;
   Result<std::vector<FleetError>> list_fleet_errors(std::optional<std::string_view> vin,
-                                                    std::size_t limit,
-                                                    std::size_t offset) override;
+                                                    std::size_t limit, std::size_t offset) override;
   Result<std::vector<ErrorVin>> list_error_vins(bool active_only) override;
   Result<std::optional<ApiToken>> find_token(std::string_view sha256_hex) override;
   Result<std::vector<ApiToken>> list_tokens() override;
@@ -269,8 +279,7 @@ class SqliteDatabase final : public Database {
   // Statements run inside a write transaction.
   Result<std::size_t> insert_signals(Connection& c, std::span<const Signal> rows);
   Result<std::size_t> insert_alerts(Connection& c, std::span<const Alert> rows);
-  Result<std::size_t> insert_connectivity(Connection& c,
-                                          std::span<const ConnectivityEvent> rows);
+  Result<std::size_t> insert_connectivity(Connection& c, std::span<const ConnectivityEvent> rows);
   Result<std::size_t> insert_vehicle_errors(Connection& c, std::span<const VehicleError> rows);
   Result<std::size_t> insert_dead_letters(Connection& c, std::span<const DeadLetter> rows);
 
@@ -304,7 +313,8 @@ Result<std::unique_ptr<Connection>> SqliteDatabase::connect(bool reader) {
     if (!options_.in_memory) pragmas += "PRAGMA journal_mode=WAL;";
     // FULL: a commit is on disk (fsync of the WAL) when it returns; NORMAL: it survives a crash of
     // the process but the last commits may be lost on power failure (docs/storage.md).
-    pragmas += options_.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
+    pragmas +=
+        options_.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
     pragmas += "PRAGMA cache_size=-65536;PRAGMA temp_store=MEMORY;";
     pragmas += "PRAGMA journal_size_limit=67108864;";
   } else {
@@ -333,9 +343,8 @@ Result<void> SqliteDatabase::init() {
     }
   }
   log().info("SQLite database {} open (schema version {}, synchronous={}, {} readers)",
-             options_.in_memory ? std::string(":memory:") : options_.path.string(),
-             *version, options_.synchronous_full ? "FULL" : "NORMAL",
-             readers_.size());
+             options_.in_memory ? std::string(":memory:") : options_.path.string(), *version,
+             options_.synchronous_full ? "FULL" : "NORMAL", readers_.size());
   return {};
 }
 
@@ -349,8 +358,8 @@ Result<int> SqliteDatabase::migrate() {
     return make_error_code(errc::migration_failed);
   }
   const auto all = migrations();
-  const int target = options_.migrate_to_version > 0 ? options_.migrate_to_version
-                                                     : all.back().version;
+  const int target =
+      options_.migrate_to_version > 0 ? options_.migrate_to_version : all.back().version;
   int reached = 0;
   for (const detail::Migration& m : all) {
     if (m.version > target) break;
@@ -374,9 +383,10 @@ Result<int> SqliteDatabase::migrate() {
     }
     if (current > all.back().version) {
       (void)c.exec("ROLLBACK");
-      log().error("the SQLite schema is at version {}, newer than this release knows ({}); "
-                  "refusing to use it",
-                  current, all.back().version);
+      log().error(
+          "the SQLite schema is at version {}, newer than this release knows ({}); "
+          "refusing to use it",
+          current, all.back().version);
       return make_error_code(errc::schema_too_new);
     }
     reached = current;
@@ -386,7 +396,8 @@ Result<int> SqliteDatabase::migrate() {
     }
     auto applied = c.exec(std::string(m.sql));
     if (applied) {
-      auto st = c.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      auto st =
+          c.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
       if (!st) {
         applied = st.error();
       } else {
@@ -467,8 +478,8 @@ Result<int> SqliteDatabase::schema_version() {
 
 Result<std::size_t> SqliteDatabase::insert_signals(Connection& c, std::span<const Signal> rows) {
   if (rows.empty()) return std::size_t{0};
-  auto st = c.prepare(
-      "INSERT OR IGNORE INTO signal_log (" + kSignalColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?)");
+  auto st = c.prepare("INSERT OR IGNORE INTO signal_log (" + kSignalColumns +
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?)");
   if (!st) return detail::failed(st.error());
   std::size_t inserted = 0;
   for (const Signal& s : rows) {
@@ -495,7 +506,8 @@ Result<std::size_t> SqliteDatabase::insert_alerts(Connection& c, std::span<const
   auto st = c.prepare(
       "INSERT INTO alerts (vin, name, started_at, ended_at, audiences, received_at) "
       "VALUES (?,?,?,?,?,?) ON CONFLICT (vin, name, started_at) DO UPDATE SET "
-      "ended_at = excluded.ended_at WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT NULL");
+      "ended_at = excluded.ended_at WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT "
+      "NULL");
   if (!st) return detail::failed(st.error());
   std::size_t n = 0;
   for (const Alert& a : rows) {
@@ -614,16 +626,17 @@ Result<RetentionResult> SqliteDatabase::delete_signals_before(Timestamp cutoff) 
   // Walk the VINs with the index (a skip scan), then delete each one's old rows in chunks of
   // kRetentionChunk, one transaction each, releasing the writer in between.
   while (true) {
-    auto next = in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::optional<std::string>> {
-      TS_SQLITE_STMT(q, c,
-                     first ? "SELECT vin FROM signal_log ORDER BY vin LIMIT 1"
-                           : "SELECT vin FROM signal_log WHERE vin > ?1 ORDER BY vin LIMIT 1");
-      if (!first) q.bind_text(1, vin);
-      auto row = q.step();
-      if (!row) return detail::failed(row.error());
-      if (*row == Stmt::Step::Done) return std::optional<std::string>();
-      return std::optional<std::string>(q.text(0));
-    });
+    auto next =
+        in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::optional<std::string>> {
+          TS_SQLITE_STMT(q, c,
+                         first ? "SELECT vin FROM signal_log ORDER BY vin LIMIT 1"
+                               : "SELECT vin FROM signal_log WHERE vin > ?1 ORDER BY vin LIMIT 1");
+          if (!first) q.bind_text(1, vin);
+          auto row = q.step();
+          if (!row) return detail::failed(row.error());
+          if (*row == Stmt::Step::Done) return std::optional<std::string>();
+          return std::optional<std::string>(q.text(0));
+        });
     if (!next) return next.error();
     if (!*next) break;
     vin = std::move(**next);
@@ -686,11 +699,12 @@ Vehicle read_vehicle(const Stmt& q) {
 Result<Vehicle> SqliteDatabase::upsert_vehicle(const Vehicle& vehicle) {
   if (vehicle.vin.empty()) return make_error_code(errc::invalid_argument);
   return in_write_tx(detail::kOpWrite, [&](Connection& c) -> Result<Vehicle> {
-    TS_SQLITE_STMT(q, c,
-                   "INSERT INTO vehicles (vin, name, source, created_at) VALUES (?,?,?,?) "
-                   "ON CONFLICT (vin) DO UPDATE SET "
-                   "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE vehicles.name END, "
-                   "source = excluded.source RETURNING vin, name, source, created_at");
+    TS_SQLITE_STMT(
+        q, c,
+        "INSERT INTO vehicles (vin, name, source, created_at) VALUES (?,?,?,?) "
+        "ON CONFLICT (vin) DO UPDATE SET "
+        "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE vehicles.name END, "
+        "source = excluded.source RETURNING vin, name, source, created_at");
     q.bind_text(1, vehicle.vin);
     q.bind_text(2, vehicle.name);
     q.bind_text(3, vehicle_source_name(vehicle.source));
@@ -904,9 +918,10 @@ Result<std::vector<Signal>> SqliteDatabase::latest_signals(std::optional<std::st
     }
     while (key) {
       {
-        TS_SQLITE_STMT(q, c,
-                       "SELECT " + kSignalColumns +
-                           " FROM signal_log WHERE vin = ?1 AND name = ?2 ORDER BY ts DESC LIMIT 1");
+        TS_SQLITE_STMT(
+            q, c,
+            "SELECT " + kSignalColumns +
+                " FROM signal_log WHERE vin = ?1 AND name = ?2 ORDER BY ts DESC LIMIT 1");
         q.bind_text(1, key->first);
         q.bind_text(2, key->second);
         auto row = q.step();
@@ -925,8 +940,9 @@ Result<std::vector<Signal>> SqliteDatabase::latest_signals(std::optional<std::st
         if (*row == Stmt::Step::Row) next.emplace(key->first, q.text(0));
       }
       if (!next && !vin) {
-        TS_SQLITE_STMT(q, c, "SELECT vin, name FROM signal_log WHERE vin > ?1 ORDER BY vin, name "
-                             "LIMIT 1");
+        TS_SQLITE_STMT(q, c,
+                       "SELECT vin, name FROM signal_log WHERE vin > ?1 ORDER BY vin, name "
+                       "LIMIT 1");
         q.bind_text(1, key->first);
         auto row = q.step();
         if (!row) return detail::failed(row.error());
