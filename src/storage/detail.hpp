@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/metrics.hpp"
@@ -130,6 +131,49 @@ std::int64_t error_fingerprint(std::string_view body, std::string_view tags_json
 /// Alerts merged by key (vin, name, started_at), first occurrence order; a later copy supplies
 /// an ended_at the earlier lacked. Upserts need each key once per statement.
 std::vector<Alert> merge_alerts(std::span<const Alert> alerts);
+
+/// (vin, name) -> signal_series.id, looked up per signal without allocating. The writer's cache
+/// of committed series; used by one thread at a time (the writer mutex).
+class SeriesIds {
+ public:
+  struct Entry {
+    std::string vin;
+    std::string name;
+    std::int64_t id;
+  };
+
+  std::optional<std::int64_t> find(std::string_view vin, std::string_view name) {
+    if (last_ == nullptr || last_vin_ != vin) {  // consecutive signals mostly share the VIN
+      auto it = by_vin_.find(vin);
+      if (it == by_vin_.end()) return std::nullopt;
+      last_vin_ = it->first;
+      last_ = &it->second;
+    }
+    auto it = last_->find(name);
+    if (it == last_->end()) return std::nullopt;
+    return it->second;
+  }
+  void add(Entry e) {
+    by_vin_[std::move(e.vin)].emplace(std::move(e.name), e.id);
+    last_ = nullptr;
+  }
+  void clear() {
+    by_vin_.clear();
+    last_ = nullptr;
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  using Names = std::unordered_map<std::string, std::int64_t, Hash, std::equal_to<>>;
+  std::unordered_map<std::string, Names, Hash, std::equal_to<>> by_vin_;
+  std::string_view last_vin_;  // a key of by_vin_ (stable: node-based)
+  Names* last_ = nullptr;
+};
 
 /// Microseconds per UTC day.
 inline constexpr std::int64_t kMicrosPerDay = 86'400LL * 1'000'000;

@@ -201,43 +201,7 @@ std::optional<std::string> normalized_sha256(std::string_view hex) {
   return out;
 }
 
-/// (vin, name) -> signal_series.id, looked up per signal without allocating.
-class SeriesIds {
- public:
-  struct Entry {
-    std::string vin;
-    std::string name;
-    std::int32_t id;
-  };
-
-  std::optional<std::int32_t> find(std::string_view vin, std::string_view name) {
-    if (last_ == nullptr || last_vin_ != vin) {  // consecutive signals mostly share the VIN
-      auto it = by_vin_.find(vin);
-      if (it == by_vin_.end()) return std::nullopt;
-      last_vin_ = it->first;
-      last_ = &it->second;
-    }
-    auto it = last_->find(name);
-    if (it == last_->end()) return std::nullopt;
-    return it->second;
-  }
-  void add(Entry e) {
-    by_vin_[std::move(e.vin)].emplace(std::move(e.name), e.id);
-    last_ = nullptr;
-  }
-
- private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
-  using Names = std::unordered_map<std::string, std::int32_t, Hash, std::equal_to<>>;
-  std::unordered_map<std::string, Names, Hash, std::equal_to<>> by_vin_;
-  std::string_view last_vin_;  // a key of by_vin_ (stable: node-based)
-  Names* last_ = nullptr;
-};
+using detail::SeriesIds;
 
 // ---- the database ---------------------------------------------------------------------------
 
@@ -333,10 +297,10 @@ class PostgresDatabase final : public Database {
   Result<void> ensure_partitions(PgConnection& c, std::span<const Signal> rows);
 
   Result<std::size_t> insert_signals(PgConnection& c, std::span<const Signal> rows,
-                                     std::span<const std::int32_t> series);
+                                     std::span<const std::int64_t> series);
   /// The signal_series id of every row (adding new series); `fresh` gets the new ones, to be
   /// remembered once the transaction commits.
-  Result<std::vector<std::int32_t>> resolve_series(PgConnection& c, std::span<const Signal> rows,
+  Result<std::vector<std::int64_t>> resolve_series(PgConnection& c, std::span<const Signal> rows,
                                                    std::vector<SeriesIds::Entry>& fresh);
   Result<std::size_t> insert_alerts(PgConnection& c, std::span<const Alert> rows);
   Result<std::size_t> insert_connectivity(PgConnection& c, std::span<const ConnectivityEvent> rows);
@@ -553,9 +517,9 @@ Result<void> PostgresDatabase::ensure_partitions(PgConnection& c, std::span<cons
 
 // ---- writes ---------------------------------------------------------------------------------
 
-Result<std::vector<std::int32_t>> PostgresDatabase::resolve_series(
+Result<std::vector<std::int64_t>> PostgresDatabase::resolve_series(
     PgConnection& c, std::span<const Signal> rows, std::vector<SeriesIds::Entry>& fresh) {
-  std::vector<std::int32_t> ids(rows.size(), 0);
+  std::vector<std::int64_t> ids(rows.size(), 0);
   // Series not in the cache, each once: (vin, name) -> index into `missing`.
   std::map<std::pair<std::string_view, std::string_view>, std::size_t> missing;
   std::vector<std::size_t> pending;  // rows waiting for a missing series
@@ -589,12 +553,12 @@ Result<std::vector<std::int32_t>> PostgresDatabase::resolve_series(
       "JOIN signal_series s ON s.vin = m.vin AND s.name = m.name",
       Params().text(vins).text(names));
   if (!r) return r.error();
-  std::vector<std::int32_t> found(keys.size(), 0);
+  std::vector<std::int64_t> found(keys.size(), 0);
   for (int i = 0; i < PQntuples(r->get()); ++i) {
     const Row row(r->get(), i);
     const std::int64_t ordinal = row.i64(0);
     if (ordinal < 1 || ordinal > static_cast<std::int64_t>(found.size())) continue;
-    found[static_cast<std::size_t>(ordinal - 1)] = static_cast<std::int32_t>(row.i64(1));
+    found[static_cast<std::size_t>(ordinal - 1)] = row.i64(1);
   }
   for (std::size_t k = 0; k < keys.size(); ++k) {
     if (found[k] == 0) return make_error_code(errc::query_failed);  // not reachable
@@ -605,7 +569,7 @@ Result<std::vector<std::int32_t>> PostgresDatabase::resolve_series(
 }
 
 Result<std::size_t> PostgresDatabase::insert_signals(PgConnection& c, std::span<const Signal> rows,
-                                                     std::span<const std::int32_t> series) {
+                                                     std::span<const std::int64_t> series) {
   if (rows.empty()) return std::size_t{0};
   if (options_.signal_insert == SignalInsert::Unnest) {
     ArrayText id, ts, kind, value_int, value_num, value_num2, value_text, source, received;
