@@ -2,8 +2,9 @@
 /// The PostgreSQL backend of Database (see database.hpp for the contract; docs/storage.md for the
 /// schema, partitions and timeouts), on libpq. One writer connection behind a mutex and a pool of
 /// reader connections; each reconnects on the next call after the server was lost. signal_log is
-/// range-partitioned by day on ts (bigint µs) with a default partition as a safety net; batches
-/// go in with COPY into a temporary staging table and one INSERT … ON CONFLICT DO NOTHING.
+/// keyed by (series_id, ts) and range-partitioned by day on ts (bigint µs), with a default
+/// partition as a safety net; a batch's signals go in with one COPY (a redelivered batch falls
+/// back to a staging table and INSERT … ON CONFLICT DO NOTHING).
 /// Use open_database(); open_postgres is the backend's own entry point.
 #include <chrono>
 #include <cstddef>
