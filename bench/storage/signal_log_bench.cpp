@@ -164,16 +164,32 @@ std::unique_ptr<Database> check(ts::Result<std::unique_ptr<Database>> db, const 
   return std::move(*db);
 }
 
-std::filesystem::path scratch_file(int run_id) {
-  static const std::filesystem::path dir = [] {
+/// A directory for the SQLite files of this process, removed at exit.
+class ScratchDir {
+ public:
+  ScratchDir() {
     const char* tmp = std::getenv("TMPDIR");
     std::string pattern =
         ((tmp != nullptr && *tmp != '\0') ? std::string(tmp) : std::string("/tmp")) +
         "/ts-signal-log-bench-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp");
-    return std::filesystem::path(pattern);
-  }();
-  return dir / fmt::format("run{}.db", run_id);
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::filesystem::path scratch_file(int run_id) {
+  static const ScratchDir dir;
+  return dir.path() / fmt::format("run{}.db", run_id);
 }
 
 void remove_sqlite(const std::filesystem::path& file) {
