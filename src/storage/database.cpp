@@ -166,8 +166,8 @@ Result<std::unique_ptr<Database>> open_sqlite_url(std::string_view url,
     } else if (item == "synchronous=normal") {
       o.synchronous_full = false;
     } else if (!item.empty()) {
-      detail::log().error("DATABASE_URL: unknown SQLite option '{}' (known: synchronous=full|normal)",
-                          item);
+      detail::log().error(
+          "DATABASE_URL: unknown SQLite option '{}' (known: synchronous=full|normal)", item);
       return make_error_code(errc::bad_url);
     }
   }

@@ -58,12 +58,12 @@ struct SignalCursor {
 
 /// One page of one vehicle's history: rows with from <= ts < to, ordered by (ts, name).
 struct SignalQuery {
-  std::string vin;                   ///< required
-  std::optional<std::string> name;   ///< one field only (e.g. "VehicleSpeed"); empty: all fields
-  std::optional<Timestamp> from;     ///< inclusive
-  std::optional<Timestamp> to;       ///< exclusive
-  std::size_t limit = 1'000;         ///< rows per page, clamped to [1, kMaxLimit]
-  std::optional<SignalCursor> after; ///< keyset paging: the `next` of the previous page
+  std::string vin;                    ///< required
+  std::optional<std::string> name;    ///< one field only (e.g. "VehicleSpeed"); empty: all fields
+  std::optional<Timestamp> from;      ///< inclusive
+  std::optional<Timestamp> to;        ///< exclusive
+  std::size_t limit = 1'000;          ///< rows per page, clamped to [1, kMaxLimit]
+  std::optional<SignalCursor> after;  ///< keyset paging: the `next` of the previous page
 };
 
 struct SignalPage {
@@ -74,20 +74,20 @@ struct SignalPage {
 
 /// What retention removed.
 struct RetentionResult {
-  std::uint64_t rows_deleted = 0;     ///< rows removed by DELETE (not those in dropped partitions)
-  std::size_t partitions_dropped = 0; ///< PostgreSQL: whole daily partitions dropped
+  std::uint64_t rows_deleted = 0;      ///< rows removed by DELETE (not those in dropped partitions)
+  std::size_t partitions_dropped = 0;  ///< PostgreSQL: whole daily partitions dropped
 };
 
 // ---- the other tables -----------------------------------------------------------------------
 
 /// A message the ingest could not use: undecodable, or from a VIN that is not registered.
 struct DeadLetter {
-  std::int64_t id = 0;      ///< assigned by the database (ignored on append)
+  std::int64_t id = 0;  ///< assigned by the database (ignored on append)
   Timestamp received_at = 0;
   std::string topic;
-  std::string vin;          ///< may be empty (topic without a VIN)
-  std::string reason;       ///< short machine-readable cause, e.g. "not_json", "unregistered_vin"
-  std::string payload;      ///< the raw payload bytes (binary-safe)
+  std::string vin;      ///< may be empty (topic without a VIN)
+  std::string reason;   ///< short machine-readable cause, e.g. "not_json", "unregistered_vin"
+  std::string payload;  ///< the raw payload bytes (binary-safe)
 
   friend bool operator==(const DeadLetter&, const DeadLetter&) = default;
 };
@@ -151,7 +151,7 @@ struct FleetError {
   std::string error_name;  ///< e.g. "config_manager_error"
   std::string error;       ///< e.g. "InvalidSignature: unknown issuer"
   Timestamp created_at = 0;
-  std::string name;        ///< the client id Tesla reports
+  std::string name;  ///< the client id Tesla reports
   std::string txid;
   std::string raw_json = "{}";  ///< the entry as Tesla sent it
   Timestamp fetched_at = 0;
@@ -297,7 +297,8 @@ class Database {
 
   /// Newest first (by id). limit clamped to [1, kMaxLimit].
   virtual Result<std::vector<DeadLetter>> list_dead_letters(
-      std::size_t offset, std::size_t limit, std::optional<std::string_view> vin = std::nullopt) = 0;
+      std::size_t offset, std::size_t limit,
+      std::optional<std::string_view> vin = std::nullopt) = 0;
   virtual Result<std::uint64_t> count_dead_letters(
       std::optional<std::string_view> vin = std::nullopt) = 0;
 

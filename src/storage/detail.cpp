@@ -44,8 +44,7 @@ StorageMetrics::StorageMetrics(core::MetricsRegistry& r, std::string_view backen
                                "Text values with NUL bytes or invalid UTF-8, stored with U+FFFD "
                                "in their place (PostgreSQL cannot store them).")
                          .get()) {
-  r.gauge("teslasync_storage_backend_info", "The database backend in use (value 1).",
-          {"backend"})
+  r.gauge("teslasync_storage_backend_info", "The database backend in use (value 1).", {"backend"})
       .with({std::string(backend)})
       .set(1);
 }
@@ -157,10 +156,15 @@ ValueColumns columns_of(const signal::Value& v) {
   using signal::Kind;
   ValueColumns c;
   switch (v.kind) {
-    case Kind::Invalid: break;
+    case Kind::Invalid:
+      break;
     case Kind::Bool:
-    case Kind::Int: c.integer = v.integer; break;
-    case Kind::Float: c.number = v.number; break;
+    case Kind::Int:
+      c.integer = v.integer;
+      break;
+    case Kind::Float:
+      c.number = v.number;
+      break;
     case Kind::Location:
       c.number = v.number;
       c.number2 = v.number2;
@@ -169,7 +173,9 @@ ValueColumns columns_of(const signal::Value& v) {
     case Kind::Enum:
     case Kind::Doors:
     case Kind::Tires:
-    case Kind::Time: c.text = v.text; break;
+    case Kind::Time:
+      c.text = v.text;
+      break;
   }
   return c;
 }
@@ -183,16 +189,26 @@ signal::Value value_of(int kind, const ValueColumns& c) {
   // SQLite stores NaN as NULL: a Float without a number is read back as NaN.
   const double nan = std::numeric_limits<double>::quiet_NaN();
   switch (*k) {
-    case Kind::Invalid: return Value::invalid();
-    case Kind::Bool: return Value::boolean(c.integer.value_or(0) != 0);
-    case Kind::Int: return Value::int64(c.integer.value_or(0));
-    case Kind::Float: return Value::float64(c.number.value_or(nan));
-    case Kind::Location: return Value::location(c.number.value_or(nan), c.number2.value_or(nan));
-    case Kind::String: return Value::string(text);
-    case Kind::Enum: return Value::enumeration(text);
-    case Kind::Doors: return Value::doors(text);
-    case Kind::Tires: return Value::tires(text);
-    case Kind::Time: return Value::time_of_day(text);
+    case Kind::Invalid:
+      return Value::invalid();
+    case Kind::Bool:
+      return Value::boolean(c.integer.value_or(0) != 0);
+    case Kind::Int:
+      return Value::int64(c.integer.value_or(0));
+    case Kind::Float:
+      return Value::float64(c.number.value_or(nan));
+    case Kind::Location:
+      return Value::location(c.number.value_or(nan), c.number2.value_or(nan));
+    case Kind::String:
+      return Value::string(text);
+    case Kind::Enum:
+      return Value::enumeration(text);
+    case Kind::Doors:
+      return Value::doors(text);
+    case Kind::Tires:
+      return Value::tires(text);
+    case Kind::Time:
+      return Value::time_of_day(text);
   }
   return Value::invalid();
 }

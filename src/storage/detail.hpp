@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/metrics.hpp"
@@ -45,22 +46,22 @@ struct Migration {
 struct StorageMetrics {
   StorageMetrics(core::MetricsRegistry& registry, std::string_view backend);
 
-  core::Family<core::Counter>& rows_written;        ///< {table}
-  core::Counter& duplicate_signals;                 ///< signals already stored, ignored
-  core::Family<core::Counter>& transactions;        ///< {op}
-  core::Family<core::Counter>& failures;            ///< {op}
-  core::Family<core::Counter>& duration_us;         ///< {op}: sum of transaction time
-  core::Family<core::Gauge>& last_duration_s;       ///< {op}
-  core::Counter& reconnects;                        ///< PostgreSQL connections (re)established
+  core::Family<core::Counter>& rows_written;   ///< {table}
+  core::Counter& duplicate_signals;            ///< signals already stored, ignored
+  core::Family<core::Counter>& transactions;   ///< {op}
+  core::Family<core::Counter>& failures;       ///< {op}
+  core::Family<core::Counter>& duration_us;    ///< {op}: sum of transaction time
+  core::Family<core::Gauge>& last_duration_s;  ///< {op}
+  core::Counter& reconnects;                   ///< PostgreSQL connections (re)established
   core::Counter& partitions_created;
   core::Counter& partitions_dropped;
-  core::Counter& rows_deleted;                      ///< by retention
-  core::Counter& texts_repaired;                    ///< PostgreSQL: NUL / invalid UTF-8 replaced
+  core::Counter& rows_deleted;    ///< by retention
+  core::Counter& texts_repaired;  ///< PostgreSQL: NUL / invalid UTF-8 replaced
 };
 
 /// The operations metrics are labelled with.
 inline constexpr std::string_view kOpWriteBatch = "write_batch";  // write()/append_*
-inline constexpr std::string_view kOpWrite = "write";              // other writes
+inline constexpr std::string_view kOpWrite = "write";             // other writes
 inline constexpr std::string_view kOpRead = "read";
 inline constexpr std::string_view kOpRetention = "retention";
 inline constexpr std::string_view kOpMigrate = "migrate";
@@ -115,10 +116,10 @@ std::size_t clamp_limit(std::size_t limit) noexcept;
 
 /// A Value as signal_log columns; which are set depends on the kind (README.md).
 struct ValueColumns {
-  std::optional<std::int64_t> integer;  ///< value_int: Bool, Int
-  std::optional<double> number;         ///< value_num: Float, Location latitude
-  std::optional<double> number2;        ///< value_num2: Location longitude
-  std::optional<std::string_view> text; ///< value_text: String, Enum, Doors, Tires, Time
+  std::optional<std::int64_t> integer;   ///< value_int: Bool, Int
+  std::optional<double> number;          ///< value_num: Float, Location latitude
+  std::optional<double> number2;         ///< value_num2: Location longitude
+  std::optional<std::string_view> text;  ///< value_text: String, Enum, Doors, Tires, Time
 };
 ValueColumns columns_of(const signal::Value& value);
 /// The inverse of columns_of. An unknown kind gives an Invalid value.
@@ -130,6 +131,49 @@ std::int64_t error_fingerprint(std::string_view body, std::string_view tags_json
 /// Alerts merged by key (vin, name, started_at), first occurrence order; a later copy supplies
 /// an ended_at the earlier lacked. Upserts need each key once per statement.
 std::vector<Alert> merge_alerts(std::span<const Alert> alerts);
+
+/// (vin, name) -> signal_series.id, looked up per signal without allocating. The writer's cache
+/// of committed series; used by one thread at a time (the writer mutex).
+class SeriesIds {
+ public:
+  struct Entry {
+    std::string vin;
+    std::string name;
+    std::int64_t id;
+  };
+
+  std::optional<std::int64_t> find(std::string_view vin, std::string_view name) {
+    if (last_ == nullptr || last_vin_ != vin) {  // consecutive signals mostly share the VIN
+      auto it = by_vin_.find(vin);
+      if (it == by_vin_.end()) return std::nullopt;
+      last_vin_ = it->first;
+      last_ = &it->second;
+    }
+    auto it = last_->find(name);
+    if (it == last_->end()) return std::nullopt;
+    return it->second;
+  }
+  void add(Entry e) {
+    by_vin_[std::move(e.vin)].emplace(std::move(e.name), e.id);
+    last_ = nullptr;
+  }
+  void clear() {
+    by_vin_.clear();
+    last_ = nullptr;
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  using Names = std::unordered_map<std::string, std::int64_t, Hash, std::equal_to<>>;
+  std::unordered_map<std::string, Names, Hash, std::equal_to<>> by_vin_;
+  std::string_view last_vin_;  // a key of by_vin_ (stable: node-based)
+  Names* last_ = nullptr;
+};
 
 /// Microseconds per UTC day.
 inline constexpr std::int64_t kMicrosPerDay = 86'400LL * 1'000'000;

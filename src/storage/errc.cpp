@@ -19,13 +19,20 @@ class StorageCategory final : public boost::system::error_category {
 
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::bad_url: return "database URL not understood";
-      case errc::unavailable: return "database unavailable";
-      case errc::timeout: return "database timed out";
-      case errc::query_failed: return "database statement failed";
-      case errc::migration_failed: return "database schema migration failed";
-      case errc::schema_too_new: return "database schema is newer than this release";
-      case errc::invalid_argument: return "invalid storage request";
+      case errc::bad_url:
+        return "database URL not understood";
+      case errc::unavailable:
+        return "database unavailable";
+      case errc::timeout:
+        return "database timed out";
+      case errc::query_failed:
+        return "database statement failed";
+      case errc::migration_failed:
+        return "database schema migration failed";
+      case errc::schema_too_new:
+        return "database schema is newer than this release";
+      case errc::invalid_argument:
+        return "invalid storage request";
     }
     return "unknown storage error " + std::to_string(ev);
   }

@@ -47,7 +47,8 @@ std::filesystem::path pg_config_bindir() {
 
 void chown_recursive(const std::filesystem::path& root, unsigned uid, unsigned gid) {
   if (::chown(root.c_str(), uid, gid) != 0) {
-    throw std::system_error(errno, std::generic_category(), "PostgresServer: chown " + root.string());
+    throw std::system_error(errno, std::generic_category(),
+                            "PostgresServer: chown " + root.string());
   }
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
     if (::lchown(entry.path().c_str(), uid, gid) != 0) {
@@ -73,10 +74,11 @@ std::filesystem::path PostgresServer::find_bindir() {
   }
   if (!candidates.empty()) {
     // The newest major version: compare the version directory numerically.
-    return *std::max_element(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
-      return std::atoi(a.parent_path().filename().c_str()) <
-             std::atoi(b.parent_path().filename().c_str());
-    });
+    return *std::max_element(candidates.begin(), candidates.end(),
+                             [](const auto& a, const auto& b) {
+                               return std::atoi(a.parent_path().filename().c_str()) <
+                                      std::atoi(b.parent_path().filename().c_str());
+                             });
   }
   for (const char* dir : {"/usr/local/bin", "/usr/bin"}) {
     if (has_server(dir)) return dir;
@@ -93,8 +95,9 @@ PostgresServer::PostgresServer(PostgresServerOptions options)
     const passwd* pw = ::getpwnam("postgres");
     if (pw == nullptr) pw = ::getpwnam("nobody");
     if (pw == nullptr) {
-      throw std::runtime_error("PostgresServer: running as root, and there is neither a "
-                               "'postgres' nor a 'nobody' user to run the server as");
+      throw std::runtime_error(
+          "PostgresServer: running as root, and there is neither a "
+          "'postgres' nor a 'nobody' user to run the server as");
     }
     run_as_.emplace(pw->pw_uid, pw->pw_gid);
     if (!executable("/usr/bin/setpriv") && !executable("/bin/setpriv")) {
@@ -104,12 +107,12 @@ PostgresServer::PostgresServer(PostgresServerOptions options)
   }
   ::chmod(dir_.path().c_str(), 0700);
 
-  Process initdb = Process::start(
-      {.argv = as_server_user({(bindir_ / "initdb").string(), "-D", dir_.file("data").string(),
-                               "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale",
-                               "--no-sync"}),
-       .output_dir = dir_.path(),
-       .name = "initdb"});
+  Process initdb =
+      Process::start({.argv = as_server_user({(bindir_ / "initdb").string(), "-D",
+                                              dir_.file("data").string(), "-U", "postgres", "-A",
+                                              "trust", "-E", "UTF8", "--no-locale", "--no-sync"}),
+                      .output_dir = dir_.path(),
+                      .name = "initdb"});
   const std::optional<int> status = initdb.wait(kToolTimeout);
   if (status != 0) {
     throw std::runtime_error(fmt::format("PostgresServer: initdb failed ({}): {}{}",
@@ -122,9 +125,9 @@ PostgresServer::PostgresServer(PostgresServerOptions options)
     launched = launch();
   }
   if (!launched) {
-    throw std::runtime_error(fmt::format(
-        "PostgresServer: ports taken {} times in a row during start-up; log:\n{}",
-        kLaunchAttempts, log_text()));
+    throw std::runtime_error(
+        fmt::format("PostgresServer: ports taken {} times in a row during start-up; log:\n{}",
+                    kLaunchAttempts, log_text()));
   }
   create_database(options_.database);
 }
@@ -157,17 +160,10 @@ std::string PostgresServer::url(std::string_view database) const {
 
 bool PostgresServer::launch() {
   const std::size_t log_offset = log_text().size();
-  std::vector<std::string> argv = {(bindir_ / "postgres").string(),
-                                   "-D",
-                                   dir_.file("data").string(),
-                                   "-p",
-                                   std::to_string(port_),
-                                   "-k",
-                                   dir_.path().string(),
-                                   "-c",
-                                   "listen_addresses=127.0.0.1",
-                                   "-c",
-                                   "max_connections=100"};
+  std::vector<std::string> argv = {
+      (bindir_ / "postgres").string(), "-D", dir_.file("data").string(), "-p",
+      std::to_string(port_),           "-k", dir_.path().string(),       "-c",
+      "listen_addresses=127.0.0.1",    "-c", "max_connections=100"};
   if (!options_.durable) {
     for (const char* s : {"fsync=off", "full_page_writes=off", "synchronous_commit=off"}) {
       argv.insert(argv.end(), {"-c", s});
@@ -189,9 +185,9 @@ bool PostgresServer::launch() {
   if (!process_->running()) {
     const std::string log = log_text().substr(log_offset);
     if (log.find("Address already in use") != std::string::npos) return false;
-    throw std::runtime_error(fmt::format(
-        "PostgresServer: postgres exited with status {} during start-up; log:\n{}",
-        *process_->exit_status(), log));
+    throw std::runtime_error(
+        fmt::format("PostgresServer: postgres exited with status {} during start-up; log:\n{}",
+                    *process_->exit_status(), log));
   }
   if (!ok) {
     process_->terminate(kFastShutdown);
@@ -208,11 +204,11 @@ std::string PostgresServer::create_database(std::string_view name) {
   if (!valid) {
     throw std::invalid_argument(fmt::format("PostgresServer: bad database name '{}'", name));
   }
-  Process createdb = Process::start(
-      {.argv = {(bindir_ / "createdb").string(), "-h", "127.0.0.1", "-p", std::to_string(port_),
-                "-U", "postgres", std::string(name)},
-       .output_dir = dir_.path(),
-       .name = "createdb"});
+  Process createdb =
+      Process::start({.argv = {(bindir_ / "createdb").string(), "-h", "127.0.0.1", "-p",
+                               std::to_string(port_), "-U", "postgres", std::string(name)},
+                      .output_dir = dir_.path(),
+                      .name = "createdb"});
   const std::optional<int> status = createdb.wait(kToolTimeout);
   if (status != 0) {
     throw std::runtime_error(fmt::format("PostgresServer: createdb {} failed ({}): {}", name,
@@ -239,6 +235,8 @@ void PostgresServer::start() {
   }
 }
 
-std::string PostgresServer::log_text() const { return read_file_text(dir_.file("postgres.stderr")); }
+std::string PostgresServer::log_text() const {
+  return read_file_text(dir_.file("postgres.stderr"));
+}
 
 }  // namespace ts::testsupport

@@ -47,6 +47,9 @@ class PostgresServer {
   PostgresServer& operator=(const PostgresServer&) = delete;
 
   std::uint16_t port() const { return port_; }
+  /// The postmaster's pid of the latest start (also the process group of every server
+  /// process), e.g. to read their CPU time from /proc; -1 before the first start.
+  int pid() const { return process_ ? process_->pid() : -1; }
   /// postgresql://postgres@127.0.0.1:<port>/<database> (the options' database by default).
   std::string url() const { return url(options_.database); }
   std::string url(std::string_view database) const;

@@ -1,9 +1,15 @@
 // The PostgreSQL schema. Times are bigint µs since the epoch (signal::Timestamp), as on SQLite:
 // exact, cheap to compare and to COPY, and the same numbers the API speaks; to_timestamp(ts / 1e6)
-// turns one into a timestamptz in psql. signal_log is range-partitioned by day on ts (partitions
-// signal_log_pYYYYMMDD are created by the writer ahead of the data, postgres_database.cpp); the
-// default partition catches rows no daily partition covers. vin and name use the "C" collation:
-// bytewise order (as SQLite), and faster comparisons in the primary key.
+// turns one into a timestamptz in psql.
+//
+// signal_log is normalized for write speed and size: each (vin, name) is a row of signal_series
+// with an integer id, and signal_log is keyed by (series_id, ts) only. Index maintenance is most of
+// an insert's cost; integer keys instead of (vin text, name text, ts) made COPY ~30 % cheaper in
+// CPU and rows a third smaller, and dropping a second index on (vin, ts, name) roughly doubled the
+// rate (docs/storage.md). signal_log_named is the readable view for psql. signal_log is range-
+// partitioned by day on ts (partitions signal_log_pYYYYMMDD are created by the writer ahead of the
+// data, postgres_database.cpp); the default partition catches rows no daily partition covers.
+// vin and name use the "C" collation: bytewise order, as SQLite.
 // Never edit a released migration: append one.
 #include <array>
 
@@ -13,9 +19,14 @@ namespace ts::storage::postgres {
 namespace {
 
 constexpr std::string_view kV1 = R"sql(
-CREATE TABLE signal_log (
+CREATE TABLE signal_series (
+  id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   vin text COLLATE "C" NOT NULL,
   name text COLLATE "C" NOT NULL,
+  UNIQUE (vin, name)
+);
+CREATE TABLE signal_log (
+  series_id integer NOT NULL,
   ts bigint NOT NULL,
   kind smallint NOT NULL,
   value_int bigint,
@@ -24,10 +35,13 @@ CREATE TABLE signal_log (
   value_text text,
   source text NOT NULL,
   received_at bigint NOT NULL,
-  PRIMARY KEY (vin, name, ts)
+  PRIMARY KEY (series_id, ts)
 ) PARTITION BY RANGE (ts);
-CREATE INDEX signal_log_vin_ts ON signal_log (vin, ts, name);
 CREATE TABLE signal_log_default PARTITION OF signal_log DEFAULT;
+CREATE VIEW signal_log_named AS
+  SELECT s.vin, s.name, l.ts, l.kind, l.value_int, l.value_num, l.value_num2, l.value_text,
+         l.source, l.received_at
+  FROM signal_log l JOIN signal_series s ON s.id = l.series_id;
 CREATE TABLE dead_letters (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   received_at bigint NOT NULL,

@@ -14,8 +14,8 @@ using detail::log;
 
 Params& Params::text(std::string_view v) {
   // PostgreSQL text holds neither NUL nor invalid UTF-8 (docs/storage.md).
-  const std::string& s =
-      detail::is_clean_text(v) ? storage_.emplace_back(v) : storage_.emplace_back(detail::repair_text(v));
+  const std::string& s = detail::is_clean_text(v) ? storage_.emplace_back(v)
+                                                  : storage_.emplace_back(detail::repair_text(v));
   values_.push_back(s.c_str());
   lengths_.push_back(static_cast<int>(s.size()));
   formats_.push_back(0);
@@ -126,7 +126,8 @@ Result<void> PgConnection::ensure() {
   conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
     std::string message = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+      message.pop_back();
     rate_limited_.warn(log(), "cannot connect to PostgreSQL {}: {}", redacted_url_, message);
     if (conn_ != nullptr) {
       PQfinish(conn_);
@@ -171,7 +172,8 @@ Result<PgResult> PgConnection::exec(const std::string& sql, const Params& params
   return r;
 }
 
-Result<void> PgConnection::copy_in(const std::string& copy_sql, std::string_view data) {
+Result<void> PgConnection::copy_in(const std::string& copy_sql, std::string_view data,
+                                   std::string_view expected) {
   if (!before_command()) return make_error_code(errc::unavailable);
   {
     PgResult r(PQexec(conn_, copy_sql.c_str()));
@@ -187,7 +189,9 @@ Result<void> PgConnection::copy_in(const std::string& copy_sql, std::string_view
   // Read every result of the COPY (one), so the connection is ready for the next command.
   boost::system::error_code error;
   while (PgResult r{PQgetResult(conn_)}) {
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && !error) error = fail(r.get(), copy_sql);
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && !error) {
+      error = fail(r.get(), copy_sql, expected);
+    }
   }
   if (!error && !sent) error = fail(nullptr, copy_sql);
   if (error) return error;
@@ -199,17 +203,19 @@ void PgConnection::rollback() noexcept {
   PgResult r(PQexec(conn_, "ROLLBACK"));
 }
 
-boost::system::error_code PgConnection::fail(const PGresult* result, std::string_view what) {
+boost::system::error_code PgConnection::fail(const PGresult* result, std::string_view what,
+                                             std::string_view expected) {
   const bool broken = conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK;
   std::string message = result != nullptr ? PQresultErrorMessage(result) : "";
   if (message.empty() && conn_ != nullptr) message = PQerrorMessage(conn_);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
   const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const std::string_view sqlstate = state != nullptr ? state : "";
+  last_sqlstate_ = sqlstate;
   // A command that failed because the idle connection had died: the first of its call, on a
   // connection made before this call. Nothing of the call can have been applied.
   retry_possible_ = broken && commands_in_call_ == 1 && !connected_in_call_;
-  if (!retry_possible_) {
+  if (!retry_possible_ && (expected.empty() || sqlstate != expected)) {
     rate_limited_.warn(log(), "PostgreSQL: {}{}{} (statement: {:.100})", message,
                        sqlstate.empty() ? "" : " SQLSTATE ", sqlstate, what);
   }

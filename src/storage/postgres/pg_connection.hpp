@@ -103,8 +103,12 @@ class PgConnection {
   Result<PgResult> exec(std::string_view sql);
   /// One statement with parameters.
   Result<PgResult> exec(const std::string& sql, const Params& params);
-  /// COPY … FROM STDIN with `data` in COPY text format.
-  Result<void> copy_in(const std::string& copy_sql, std::string_view data);
+  /// COPY … FROM STDIN with `data` in COPY text format. A failure with SQLSTATE `expected` is
+  /// returned without a log line (the caller handles it).
+  Result<void> copy_in(const std::string& copy_sql, std::string_view data,
+                       std::string_view expected = {});
+  /// The SQLSTATE of the latest failed command ("" if it had none).
+  const std::string& last_sqlstate() const noexcept { return last_sqlstate_; }
 
   /// Runs f() between BEGIN and COMMIT; ROLLBACK when f fails.
   template <class F>
@@ -122,7 +126,8 @@ class PgConnection {
 
  private:
   /// Logs the failure (rate-limited) and maps it to an errc; decides retry_possible_.
-  boost::system::error_code fail(const PGresult* result, std::string_view what);
+  boost::system::error_code fail(const PGresult* result, std::string_view what,
+                                 std::string_view expected = {});
   bool before_command();
 
   std::vector<std::string> keys_, values_;
@@ -134,6 +139,7 @@ class PgConnection {
   int commands_in_call_ = 0;
   bool connected_in_call_ = false;
   bool retry_possible_ = false;
+  std::string last_sqlstate_;
 };
 
 }  // namespace ts::storage::postgres

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -34,8 +35,15 @@ constexpr std::int64_t kPartitionDaysAhead = 7;
 /// writer, with this statement timeout.
 constexpr std::string_view kRetentionStatementTimeout = "15min";
 
-const std::string kSignalColumns =
-    "vin, name, ts, kind, value_int, value_num, value_num2, value_text, source, received_at";
+constexpr std::string_view kUniqueViolation = "23505";
+
+/// signal_log's own columns, and a signal row as queries return it (read_signal's order): the
+/// series' vin and name from signal_series s, the rest from signal_log l.
+const std::string kLogColumns =
+    "series_id, ts, kind, value_int, value_num, value_num2, value_text, source, received_at";
+const std::string kSignalSelect =
+    "s.vin, s.name, l.ts, l.kind, l.value_int, l.value_num, l.value_num2, l.value_text, l.source, "
+    "l.received_at";
 
 std::string partition_name(std::int64_t day) { return "signal_log_p" + detail::day_label(day); }
 
@@ -56,11 +64,20 @@ void append_copy_text(std::string& out, std::string_view v) {
   }
   for (char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += c;
     }
   }
 }
@@ -184,6 +201,8 @@ std::optional<std::string> normalized_sha256(std::string_view hex) {
   return out;
 }
 
+using detail::SeriesIds;
+
 // ---- the database ---------------------------------------------------------------------------
 
 class PostgresDatabase final : public Database {
@@ -219,14 +238,12 @@ class PostgresDatabase final : public Database {
   Result<std::vector<Vehicle>> list_vehicles() override;
   Result<std::vector<Alert>> list_alerts(std::string_view vin, std::size_t limit,
                                          std::size_t offset) override;
-  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin,
-                                                           std::size_t limit,
+  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin, std::size_t limit,
                                                            std::size_t offset) override;
   Result<std::vector<VehicleError>> list_vehicle_errors(std::string_view vin, std::size_t limit,
                                                         std::size_t offset) override;
   Result<std::vector<FleetError>> list_fleet_errors(std::optional<std::string_view> vin,
-                                                    std::size_t limit,
-                                                    std::size_t offset) override;
+                                                    std::size_t limit, std::size_t offset) override;
   Result<std::vector<ErrorVin>> list_error_vins(bool active_only) override;
   Result<std::optional<ApiToken>> find_token(std::string_view sha256_hex) override;
   Result<std::vector<ApiToken>> list_tokens() override;
@@ -279,10 +296,14 @@ class PostgresDatabase final : public Database {
   Result<void> create_partition(PgConnection& c, std::int64_t day);
   Result<void> ensure_partitions(PgConnection& c, std::span<const Signal> rows);
 
-  Result<std::size_t> insert_signals(PgConnection& c, std::span<const Signal> rows);
+  Result<std::size_t> insert_signals(PgConnection& c, std::span<const Signal> rows,
+                                     std::span<const std::int64_t> series);
+  /// The signal_series id of every row (adding new series); `fresh` gets the new ones, to be
+  /// remembered once the transaction commits.
+  Result<std::vector<std::int64_t>> resolve_series(PgConnection& c, std::span<const Signal> rows,
+                                                   std::vector<SeriesIds::Entry>& fresh);
   Result<std::size_t> insert_alerts(PgConnection& c, std::span<const Alert> rows);
-  Result<std::size_t> insert_connectivity(PgConnection& c,
-                                          std::span<const ConnectivityEvent> rows);
+  Result<std::size_t> insert_connectivity(PgConnection& c, std::span<const ConnectivityEvent> rows);
   Result<std::size_t> insert_vehicle_errors(PgConnection& c, std::span<const VehicleError> rows);
   Result<std::size_t> insert_dead_letters(PgConnection& c, std::span<const DeadLetter> rows);
 
@@ -294,13 +315,14 @@ class PostgresDatabase final : public Database {
   std::string redacted_url_;
   std::vector<std::pair<std::string, std::string>> keywords_;  // fixed after init()
 
-  std::mutex writer_mutex_;  // guards writer_ and stage_session_
+  std::mutex writer_mutex_;  // guards writer_, stage_session_ and series_ids_
   std::unique_ptr<PgConnection> writer_;
   std::uint64_t stage_session_ = 0;  // writer session in which signal_log_stage exists
+  SeriesIds series_ids_;             // committed rows of signal_series
 
   detail::Pool<PgConnection> readers_;  // connect on first use
 
-  std::mutex partitions_mutex_;  // guards partitions_
+  std::mutex partitions_mutex_;        // guards partitions_
   std::set<std::int64_t> partitions_;  // days known to have a partition
 };
 
@@ -348,8 +370,8 @@ Result<void> PostgresDatabase::init() {
     }
     return opened.error();
   }
-  log().info("PostgreSQL database {} open (schema version {}, {} readers)", redacted_url_,
-             version, readers_.size());
+  log().info("PostgreSQL database {} open (schema version {}, {} readers)", redacted_url_, version,
+             readers_.size());
   return {};
 }
 
@@ -372,9 +394,10 @@ Result<int> PostgresDatabase::migrate(PgConnection& c) {
   const int current = static_cast<int>(Row(v->get(), 0).i64(0));
   const auto all = migrations();
   if (current > all.back().version) {
-    log().error("the PostgreSQL schema is at version {}, newer than this release knows ({}); "
-                "refusing to use it",
-                current, all.back().version);
+    log().error(
+        "the PostgreSQL schema is at version {}, newer than this release knows ({}); "
+        "refusing to use it",
+        current, all.back().version);
     return make_error_code(errc::schema_too_new);
   }
   const int target =
@@ -384,14 +407,15 @@ Result<int> PostgresDatabase::migrate(PgConnection& c) {
     if (m.version <= current || m.version > target) continue;
     auto applied = c.transaction([&]() -> Result<void> {
       if (auto r = c.exec(m.sql); !r) return detail::failed(r.error());
-      auto r = c.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                      Params().i64(m.version).text(m.name).i64(signal::now()));
+      auto r =
+          c.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                 Params().i64(m.version).text(m.name).i64(signal::now()));
       if (!r) return detail::failed(r.error());
       return {};
     });
     if (!applied) {
-      log().error("PostgreSQL migration {} ({}) failed; the schema stays at version {}",
-                  m.version, m.name, std::max(current, m.version - 1));
+      log().error("PostgreSQL migration {} ({}) failed; the schema stays at version {}", m.version,
+                  m.name, std::max(current, m.version - 1));
       return applied.error() == make_error_code(errc::unavailable)
                  ? applied.error()
                  : make_error_code(errc::migration_failed);
@@ -437,8 +461,9 @@ Result<void> PostgresDatabase::create_partition(PgConnection& c, std::int64_t da
     // Rows of that day already in the default partition (a clock far off, or a day older than
     // partitions existed) would make CREATE … PARTITION OF fail: move them into the new table
     // first, then attach it.
-    auto stray = c.exec("SELECT EXISTS (SELECT 1 FROM signal_log_default WHERE ts >= $1 AND ts < $2)",
-                        Params().i64(from).i64(to));
+    auto stray =
+        c.exec("SELECT EXISTS (SELECT 1 FROM signal_log_default WHERE ts >= $1 AND ts < $2)",
+               Params().i64(from).i64(to));
     if (!stray) return stray.error();
     std::vector<std::string> statements;
     if (Row(stray->get(), 0).boolean(0)) {
@@ -446,12 +471,12 @@ Result<void> PostgresDatabase::create_partition(PgConnection& c, std::int64_t da
           fmt::format("CREATE TABLE {} (LIKE signal_log INCLUDING DEFAULTS)", name),
           fmt::format("WITH moved AS (DELETE FROM signal_log_default WHERE ts >= {} AND ts < {} "
                       "RETURNING {}) INSERT INTO {} ({}) SELECT {} FROM moved",
-                      from, to, kSignalColumns, name, kSignalColumns, kSignalColumns),
+                      from, to, kLogColumns, name, kLogColumns, kLogColumns),
           fmt::format("ALTER TABLE signal_log ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})",
                       name, from, to)};
     } else {
-      statements = {fmt::format("CREATE TABLE {} PARTITION OF signal_log FOR VALUES FROM ({}) TO ({})",
-                                name, from, to)};
+      statements = {fmt::format(
+          "CREATE TABLE {} PARTITION OF signal_log FOR VALUES FROM ({}) TO ({})", name, from, to)};
     }
     for (const std::string& sql : statements) {
       if (auto s = c.exec(sql); !s) return s.error();
@@ -492,40 +517,144 @@ Result<void> PostgresDatabase::ensure_partitions(PgConnection& c, std::span<cons
 
 // ---- writes ---------------------------------------------------------------------------------
 
-Result<std::size_t> PostgresDatabase::insert_signals(PgConnection& c,
-                                                     std::span<const Signal> rows) {
+Result<std::vector<std::int64_t>> PostgresDatabase::resolve_series(
+    PgConnection& c, std::span<const Signal> rows, std::vector<SeriesIds::Entry>& fresh) {
+  std::vector<std::int64_t> ids(rows.size(), 0);
+  // Series not in the cache, each once: (vin, name) -> index into `missing`.
+  std::map<std::pair<std::string_view, std::string_view>, std::size_t> missing;
+  std::vector<std::size_t> pending;  // rows waiting for a missing series
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (auto id = series_ids_.find(rows[i].vin, rows[i].name)) {
+      ids[i] = *id;
+    } else {
+      missing.try_emplace({rows[i].vin, rows[i].name}, missing.size());
+      pending.push_back(i);
+    }
+  }
+  if (missing.empty()) return ids;
+  std::vector<std::pair<std::string_view, std::string_view>> keys(missing.size());
+  for (const auto& [key, index] : missing) keys[index] = key;
+  ArrayText vin, name;
+  for (const auto& [v, n] : keys) {
+    vin.text(v);
+    name.text(n);
+  }
+  const std::string vins = vin.done();
+  const std::string names = name.done();
+  // Insert what is new (a concurrent writer's insert of the same series waits for it), then read
+  // every id; the ordinality maps each back to `keys` even if repair_text changed the text.
+  auto inserted = c.exec(
+      "INSERT INTO signal_series (vin, name) SELECT * FROM unnest($1::text[], $2::text[]) "
+      "ON CONFLICT DO NOTHING",
+      Params().text(vins).text(names));
+  if (!inserted) return inserted.error();
+  auto r = c.exec(
+      "SELECT m.i, s.id FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS m(vin, name, i) "
+      "JOIN signal_series s ON s.vin = m.vin AND s.name = m.name",
+      Params().text(vins).text(names));
+  if (!r) return r.error();
+  std::vector<std::int64_t> found(keys.size(), 0);
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    const Row row(r->get(), i);
+    const std::int64_t ordinal = row.i64(0);
+    if (ordinal < 1 || ordinal > static_cast<std::int64_t>(found.size())) continue;
+    found[static_cast<std::size_t>(ordinal - 1)] = row.i64(1);
+  }
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    if (found[k] == 0) return make_error_code(errc::query_failed);  // not reachable
+    fresh.push_back({std::string(keys[k].first), std::string(keys[k].second), found[k]});
+  }
+  for (std::size_t i : pending) ids[i] = found[missing.at({rows[i].vin, rows[i].name})];
+  return ids;
+}
+
+Result<std::size_t> PostgresDatabase::insert_signals(PgConnection& c, std::span<const Signal> rows,
+                                                     std::span<const std::int64_t> series) {
   if (rows.empty()) return std::size_t{0};
-  // COPY into a session-local staging table, then one INSERT … ON CONFLICT DO NOTHING: faster
-  // than a multi-row INSERT of unnest() arrays here (docs/storage.md has both numbers).
+  if (options_.signal_insert == SignalInsert::Unnest) {
+    ArrayText id, ts, kind, value_int, value_num, value_num2, value_text, source, received;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Signal& s = rows[i];
+      const detail::ValueColumns v = detail::columns_of(s.value);
+      id.i64(series[i]);
+      ts.i64(s.ts);
+      kind.i64(static_cast<int>(s.value.kind));
+      value_int.opt(v.integer);
+      value_num.opt(v.number);
+      value_num2.opt(v.number2);
+      value_text.opt(v.text);
+      source.text(signal::source_name(s.source));
+      received.i64(s.received_at);
+    }
+    auto r = c.exec("INSERT INTO signal_log (" + kLogColumns +
+                        ") SELECT * FROM unnest($1::int4[], $2::int8[], $3::int2[], $4::int8[], "
+                        "$5::float8[], $6::float8[], $7::text[], $8::text[], $9::int8[]) "
+                        "ON CONFLICT DO NOTHING",
+                    Params()
+                        .text(id.done())
+                        .text(ts.done())
+                        .text(kind.done())
+                        .text(value_int.done())
+                        .text(value_num.done())
+                        .text(value_num2.done())
+                        .text(value_text.done())
+                        .text(source.done())
+                        .text(received.done()));
+    if (!r) return detail::failed(r.error());
+    return affected(*r);
+  }
   std::string data;
-  data.reserve(rows.size() * 112);
-  for (const Signal& s : rows) {
+  data.reserve(rows.size() * 80);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const Signal& s = rows[i];
     const detail::ValueColumns v = detail::columns_of(s.value);
-    append_copy_text(data, s.vin);
-    data += '\t';
-    append_copy_text(data, s.name);
+    append_int(data, series[i]);
     data += '\t';
     append_int(data, s.ts);
     data += '\t';
     append_int(data, static_cast<int>(s.value.kind));
     data += '\t';
-    if (v.integer) append_int(data, *v.integer); else data += "\\N";
+    if (v.integer)
+      append_int(data, *v.integer);
+    else
+      data += "\\N";
     data += '\t';
-    if (v.number) append_double(data, *v.number); else data += "\\N";
+    if (v.number)
+      append_double(data, *v.number);
+    else
+      data += "\\N";
     data += '\t';
-    if (v.number2) append_double(data, *v.number2); else data += "\\N";
+    if (v.number2)
+      append_double(data, *v.number2);
+    else
+      data += "\\N";
     data += '\t';
-    if (v.text) append_copy_text(data, *v.text); else data += "\\N";
+    if (v.text)
+      append_copy_text(data, *v.text);
+    else
+      data += "\\N";
     data += '\t';
     data += signal::source_name(s.source);
     data += '\t';
     append_int(data, s.received_at);
     data += '\n';
   }
-  if (auto r = c.copy_in("COPY signal_log_stage (" + kSignalColumns + ") FROM STDIN", data); !r) {
+  // Fast path: COPY straight into signal_log (batched heap inserts, one primary-key descent per
+  // row). A row already stored (redelivery) fails it with unique_violation: then the batch goes
+  // through the staging table and ON CONFLICT DO NOTHING instead.
+  if (auto s = c.exec("SAVEPOINT signals"); !s) return detail::failed(s.error());
+  auto direct =
+      c.copy_in("COPY signal_log (" + kLogColumns + ") FROM STDIN", data, kUniqueViolation);
+  if (direct) {
+    if (auto s = c.exec("RELEASE SAVEPOINT signals"); !s) return detail::failed(s.error());
+    return rows.size();
+  }
+  if (c.last_sqlstate() != kUniqueViolation) return detail::failed(direct.error());
+  if (auto s = c.exec("ROLLBACK TO SAVEPOINT signals"); !s) return detail::failed(s.error());
+  if (auto r = c.copy_in("COPY signal_log_stage (" + kLogColumns + ") FROM STDIN", data); !r) {
     return detail::failed(r.error());
   }
-  auto r = c.exec("INSERT INTO signal_log (" + kSignalColumns + ") SELECT " + kSignalColumns +
+  auto r = c.exec("INSERT INTO signal_log (" + kLogColumns + ") SELECT " + kLogColumns +
                   " FROM signal_log_stage ON CONFLICT DO NOTHING");
   if (!r) return detail::failed(r.error());
   return affected(*r);
@@ -646,15 +775,20 @@ Result<BatchResult> PostgresDatabase::write(const BatchView& batch) {
   t_repaired_texts = 0;
   auto result = on_writer(detail::kOpWriteBatch, [&](PgConnection& c) -> Result<BatchResult> {
     if (auto r = ensure_partitions(c, batch.signals); !r) return detail::failed(r.error());
-    if (!batch.signals.empty() && stage_session_ != c.session()) {
-      auto r = c.exec("CREATE TEMP TABLE IF NOT EXISTS signal_log_stage (LIKE signal_log) "
-                      "ON COMMIT DELETE ROWS");
+    if (!batch.signals.empty() && options_.signal_insert == SignalInsert::Copy &&
+        stage_session_ != c.session()) {
+      auto r = c.exec(
+          "CREATE TEMP TABLE IF NOT EXISTS signal_log_stage (LIKE signal_log) "
+          "ON COMMIT DELETE ROWS");
       if (!r) return detail::failed(r.error());
       stage_session_ = c.session();
     }
-    return c.transaction([&]() -> Result<BatchResult> {
+    std::vector<SeriesIds::Entry> new_series;
+    auto written = c.transaction([&]() -> Result<BatchResult> {
       BatchResult r;
-      auto s = insert_signals(c, batch.signals);
+      auto series = resolve_series(c, batch.signals, new_series);
+      if (!series) return series.error();
+      auto s = insert_signals(c, batch.signals, *series);
       if (!s) return s.error();
       r.signals = *s;
       auto a = insert_alerts(c, batch.alerts);
@@ -671,10 +805,15 @@ Result<BatchResult> PostgresDatabase::write(const BatchView& batch) {
       r.dead_letters = *d;
       return r;
     });
+    if (written) {
+      for (SeriesIds::Entry& e : new_series) series_ids_.add(std::move(e));
+    }
+    return written;
   });
   if (t_repaired_texts > 0) {
     metrics_.texts_repaired.inc(t_repaired_texts);
-    rate_limited_.warn(log(), "{} text values held NUL bytes or invalid UTF-8, which PostgreSQL "
+    rate_limited_.warn(log(),
+                       "{} text values held NUL bytes or invalid UTF-8, which PostgreSQL "
                        "cannot store; they were stored with U+FFFD in their place",
                        t_repaired_texts);
   }
@@ -716,8 +855,8 @@ Result<RetentionResult> PostgresDatabase::delete_signals_before(Timestamp cutoff
     }
     // The remainder: the part of the cutoff's day before it, and the default partition.
     auto deleted = c.transaction([&]() -> Result<std::uint64_t> {
-      if (auto t = c.exec(fmt::format("SET LOCAL statement_timeout = '{}'",
-                                      kRetentionStatementTimeout));
+      if (auto t =
+              c.exec(fmt::format("SET LOCAL statement_timeout = '{}'", kRetentionStatementTimeout));
           !t) {
         return t.error();
       }
@@ -782,11 +921,11 @@ Result<std::size_t> PostgresDatabase::upsert_fleet_errors(std::span<const FleetE
   if (errors.empty()) return std::size_t{0};
   // One entry per key (the last wins), as ON CONFLICT DO UPDATE requires.
   std::vector<const FleetError*> unique;
-  std::map<std::tuple<std::string_view, std::string_view, Timestamp, std::string_view>,
-           std::size_t>
+  std::map<std::tuple<std::string_view, std::string_view, Timestamp, std::string_view>, std::size_t>
       index;
   for (const FleetError& e : errors) {
-    auto [it, fresh] = index.try_emplace({e.vin, e.error_name, e.created_at, e.error}, unique.size());
+    auto [it, fresh] =
+        index.try_emplace({e.vin, e.error_name, e.created_at, e.error}, unique.size());
     if (fresh) {
       unique.push_back(&e);
     } else {
@@ -910,27 +1049,26 @@ Result<SignalPage> PostgresDatabase::query_signals(const SignalQuery& query) {
   Timestamp lower = query.from.value_or(kMinTs);
   if (query.after) lower = std::max(lower, query.after->ts);
   const Timestamp upper = query.to.value_or(kMaxTs);
+  // The series of the vehicle (one with a name), each read through the primary key (series_id,
+  // ts) up to the page size, merged by (ts, name): at most series x (limit + 1) rows are read.
   Params p;
-  p.text(query.vin);
-  std::string sql = "SELECT " + kSignalColumns + " FROM signal_log WHERE vin = $1";
-  int n = 1;
-  if (query.name) {
-    p.text(*query.name);
-    sql += fmt::format(" AND name = ${}", ++n);
-  }
-  p.i64(lower).i64(upper);
-  sql += fmt::format(" AND ts >= ${} AND ts < ${}", n + 1, n + 2);
-  n += 2;
+  p.text(query.vin).i64(lower).i64(upper).i64(static_cast<std::int64_t>(limit + 1));
+  std::string sql = "SELECT " + kSignalSelect +
+                    " FROM signal_series s CROSS JOIN LATERAL (SELECT * FROM signal_log "
+                    "WHERE series_id = s.id AND ts >= $2 AND ts < $3";
   if (query.after) {
     p.i64(query.after->ts).text(query.after->name);
-    sql += fmt::format(" AND (ts > ${} OR name > ${})", n + 1, n + 2);
-    n += 2;
+    sql += " AND (ts > $5 OR s.name > $6)";
   }
-  p.i64(static_cast<std::int64_t>(limit + 1));
-  sql += fmt::format(" ORDER BY ts, name LIMIT ${}", n + 1);
+  sql += " ORDER BY ts LIMIT $4) l WHERE s.vin = $1";
+  if (query.name) {
+    p.text(*query.name);
+    sql += query.after ? " AND s.name = $7" : " AND s.name = $5";
+  }
+  sql += " ORDER BY l.ts, s.name LIMIT $4";
   return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<SignalPage> {
     auto r = c.exec(sql, p);
-    if (!r) return detail::failed(r.error());
+    if (!r) return r.error();
     SignalPage page;
     page.rows = collect<Signal>(*r, read_signal);
     if (page.rows.size() > limit) {
@@ -943,52 +1081,16 @@ Result<SignalPage> PostgresDatabase::query_signals(const SignalQuery& query) {
 
 Result<std::vector<Signal>> PostgresDatabase::latest_signals(std::optional<std::string_view> vin) {
   return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<Signal>> {
-    // A loose index scan over the primary key (vin, name, ts): per series, one probe for the next
-    // (vin, name) and one for its newest row. REPEATABLE READ: one snapshot for all of them.
-    return c.transaction([&]() -> Result<std::vector<Signal>> {
-      if (auto t = c.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"); !t) {
-        return t.error();
-      }
-      std::vector<Signal> out;
-      std::optional<std::pair<std::string, std::string>> key;
-      {
-        auto r = vin ? c.exec("SELECT vin, name FROM signal_log WHERE vin = $1 ORDER BY name "
-                              "LIMIT 1",
-                              Params().text(*vin))
-                     : c.exec("SELECT vin, name FROM signal_log ORDER BY vin, name LIMIT 1");
-        if (!r) return detail::failed(r.error());
-        if (PQntuples(r->get()) == 1) key.emplace(Row(r->get(), 0).text(0), Row(r->get(), 0).text(1));
-      }
-      while (key) {
-        {
-          auto r = c.exec("SELECT " + kSignalColumns +
-                              " FROM signal_log WHERE vin = $1 AND name = $2 ORDER BY ts DESC "
-                              "LIMIT 1",
-                          Params().text(key->first).text(key->second));
-          if (!r) return detail::failed(r.error());
-          if (PQntuples(r->get()) == 1) out.push_back(read_signal(Row(r->get(), 0)));
-        }
-        std::optional<std::pair<std::string, std::string>> next;
-        {
-          auto r = c.exec(
-              "SELECT name FROM signal_log WHERE vin = $1 AND name > $2 ORDER BY name LIMIT 1",
-              Params().text(key->first).text(key->second));
-          if (!r) return detail::failed(r.error());
-          if (PQntuples(r->get()) == 1) next.emplace(key->first, Row(r->get(), 0).text(0));
-        }
-        if (!next && !vin) {
-          auto r = c.exec(
-              "SELECT vin, name FROM signal_log WHERE vin > $1 ORDER BY vin, name LIMIT 1",
-              Params().text(key->first));
-          if (!r) return detail::failed(r.error());
-          if (PQntuples(r->get()) == 1) {
-            next.emplace(Row(r->get(), 0).text(0), Row(r->get(), 0).text(1));
-          }
-        }
-        key = std::move(next);
-      }
-      return out;
-    });
+    // One probe per series: its newest row through the primary key. A series whose rows
+    // retention removed has no row and is left out.
+    const std::string sql =
+        "SELECT " + kSignalSelect +
+        " FROM signal_series s CROSS JOIN LATERAL (SELECT * FROM signal_log WHERE series_id = s.id "
+        "ORDER BY ts DESC LIMIT 1) l" +
+        (vin ? " WHERE s.vin = $1" : "") + " ORDER BY s.vin, s.name";
+    auto r = vin ? c.exec(sql, Params().text(*vin)) : c.exec(sql);
+    if (!r) return r.error();
+    return collect<Signal>(*r, read_signal);
   });
 }
 
@@ -1036,7 +1138,8 @@ Result<std::optional<Vehicle>> PostgresDatabase::get_vehicle(std::string_view vi
 
 Result<std::vector<Vehicle>> PostgresDatabase::list_vehicles() {
   return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<Vehicle>> {
-    auto r = c.exec("SELECT vin, name, source, created_at FROM vehicles ORDER BY vin COLLATE \"C\"");
+    auto r =
+        c.exec("SELECT vin, name, source, created_at FROM vehicles ORDER BY vin COLLATE \"C\"");
     if (!r) return detail::failed(r.error());
     return collect<Vehicle>(*r, read_vehicle);
   });

@@ -2,8 +2,9 @@
 /// The PostgreSQL backend of Database (see database.hpp for the contract; docs/storage.md for the
 /// schema, partitions and timeouts), on libpq. One writer connection behind a mutex and a pool of
 /// reader connections; each reconnects on the next call after the server was lost. signal_log is
-/// range-partitioned by day on ts (bigint µs) with a default partition as a safety net; batches
-/// go in with COPY into a temporary staging table and one INSERT … ON CONFLICT DO NOTHING.
+/// keyed by (series_id, ts) and range-partitioned by day on ts (bigint µs), with a default
+/// partition as a safety net; a batch's signals go in with one COPY (a redelivered batch falls
+/// back to a staging table and INSERT … ON CONFLICT DO NOTHING).
 /// Use open_database(); open_postgres is the backend's own entry point.
 #include <chrono>
 #include <cstddef>
@@ -19,6 +20,12 @@
 
 namespace ts::storage::postgres {
 
+/// How write() inserts signals (docs/storage.md compares them; Copy is faster here).
+enum class SignalInsert {
+  Copy,  ///< COPY into a temporary staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING
+  Unnest,  ///< one INSERT … SELECT FROM unnest($1::text[], …) ON CONFLICT DO NOTHING
+};
+
 struct PostgresOptions {
   std::string url;  ///< libpq URI (postgresql://…)
   std::size_t readers = 2;
@@ -26,6 +33,7 @@ struct PostgresOptions {
   std::chrono::milliseconds statement_timeout{30'000};
   int migrate_to_version = 0;  ///< 0: all migrations
   core::MetricsRegistry* metrics = nullptr;
+  SignalInsert signal_insert = SignalInsert::Copy;  ///< the benchmark measures both
 };
 
 Result<std::unique_ptr<Database>> open_postgres(const PostgresOptions& options);

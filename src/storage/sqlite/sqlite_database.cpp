@@ -20,20 +20,24 @@ using signal::Signal;
 
 constexpr std::int64_t kMinTs = std::numeric_limits<std::int64_t>::min();
 constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
-/// Rows deleted per retention transaction, so the writer is never held for long.
-constexpr int kRetentionChunk = 20'000;
+/// Rows deleted, and series visited, per retention transaction: the writer is never held long.
+constexpr std::int64_t kRetentionChunk = 20'000;
+constexpr int kRetentionSeries = 2'000;
 
 boost::system::error_code code_of(int rc) {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return make_error_code(errc::timeout);
+    case SQLITE_LOCKED:
+      return make_error_code(errc::timeout);
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
     case SQLITE_PERM:
-    case SQLITE_READONLY: return make_error_code(errc::unavailable);
-    default: return make_error_code(errc::query_failed);
+    case SQLITE_READONLY:
+      return make_error_code(errc::unavailable);
+    default:
+      return make_error_code(errc::query_failed);
   }
 }
 
@@ -115,13 +119,22 @@ class Stmt {
   }
   void bind_null(int i) { sqlite3_bind_null(s_, i); }
   void bind_opt(int i, const std::optional<std::int64_t>& v) {
-    if (v) bind_int(i, *v); else bind_null(i);
+    if (v)
+      bind_int(i, *v);
+    else
+      bind_null(i);
   }
   void bind_opt(int i, const std::optional<double>& v) {
-    if (v) bind_double(i, *v); else bind_null(i);
+    if (v)
+      bind_double(i, *v);
+    else
+      bind_null(i);
   }
   void bind_opt(int i, const std::optional<std::string_view>& v) {
-    if (v) bind_text(i, *v); else bind_null(i);
+    if (v)
+      bind_text(i, *v);
+    else
+      bind_null(i);
   }
 
   enum class Step { Row, Done };
@@ -171,33 +184,41 @@ class Stmt {
 };
 
 /// Prepares (cached) and wraps in a Stmt.
-#define TS_SQLITE_STMT(var, conn, sql)        \
-  auto var##_prepared = (conn).prepare(sql);  \
+#define TS_SQLITE_STMT(var, conn, sql)                                \
+  auto var##_prepared = (conn).prepare(sql);                          \
   if (!var##_prepared) return detail::failed(var##_prepared.error()); \
   Stmt var((conn), *var##_prepared)
 
-const std::string kSignalColumns =
-    "vin, name, ts, kind, value_int, value_num, value_num2, value_text, source, received_at";
+/// A signal row as queries return it (read_signal's order).
+const std::string kSignalSelect =
+    "s.vin, s.name, l.ts, l.kind, l.value_int, l.value_num, l.value_num2, l.value_text, l.source, "
+    "l.received_at";
+/// signal_log's value columns after (series_id, ts).
+const std::string kValueColumns =
+    "kind, value_int, value_num, value_num2, value_text, source, received_at";
 
-Signal read_signal(const Stmt& q) {
+/// Reads a signal_log row without its series: columns ts, then kValueColumns, from `first`.
+Signal read_log_row(const Stmt& q, int first, std::string vin, std::string name) {
   Signal s;
-  s.vin = q.text(0);
-  s.name = q.text(1);
-  s.ts = q.i64(2);
+  s.vin = std::move(vin);
+  s.name = std::move(name);
+  s.ts = q.i64(first);
   detail::ValueColumns c;
-  c.integer = q.opt_i64(4);
-  c.number = q.opt_f64(5);
-  c.number2 = q.opt_f64(6);
+  c.integer = q.opt_i64(first + 2);
+  c.number = q.opt_f64(first + 3);
+  c.number2 = q.opt_f64(first + 4);
   std::string text;
-  if (!q.is_null(7)) {
-    text = q.text(7);
+  if (!q.is_null(first + 5)) {
+    text = q.text(first + 5);
     c.text = text;
   }
-  s.value = detail::value_of(static_cast<int>(q.i64(3)), c);
-  s.source = signal::parse_source_name(q.text(8)).value_or(signal::Source::Stream);
-  s.received_at = q.i64(9);
+  s.value = detail::value_of(static_cast<int>(q.i64(first + 1)), c);
+  s.source = signal::parse_source_name(q.text(first + 6)).value_or(signal::Source::Stream);
+  s.received_at = q.i64(first + 7);
   return s;
 }
+
+Signal read_signal(const Stmt& q) { return read_log_row(q, 2, q.text(0), q.text(1)); }
 
 std::optional<std::string> normalized_sha256(std::string_view hex) {
   if (hex.size() != 64) return std::nullopt;
@@ -241,14 +262,12 @@ class SqliteDatabase final : public Database {
   Result<std::vector<Vehicle>> list_vehicles() override;
   Result<std::vector<Alert>> list_alerts(std::string_view vin, std::size_t limit,
                                          std::size_t offset) override;
-  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin,
-                                                           std::size_t limit,
+  Result<std::vector<ConnectivityEvent>> list_connectivity(std::string_view vin, std::size_t limit,
                                                            std::size_t offset) override;
   Result<std::vector<VehicleError>> list_vehicle_errors(std::string_view vin, std::size_t limit,
                                                         std::size_t offset) override;
   Result<std::vector<FleetError>> list_fleet_errors(std::optional<std::string_view> vin,
-                                                    std::size_t limit,
-                                                    std::size_t offset) override;
+                                                    std::size_t limit, std::size_t offset) override;
   Result<std::vector<ErrorVin>> list_error_vins(bool active_only) override;
   Result<std::optional<ApiToken>> find_token(std::string_view sha256_hex) override;
   Result<std::vector<ApiToken>> list_tokens() override;
@@ -267,10 +286,13 @@ class SqliteDatabase final : public Database {
   auto on_reader(F&& f) -> decltype(f(std::declval<Connection&>()));
 
   // Statements run inside a write transaction.
-  Result<std::size_t> insert_signals(Connection& c, std::span<const Signal> rows);
+  Result<std::size_t> insert_signals(Connection& c, std::span<const Signal> rows,
+                                     std::vector<detail::SeriesIds::Entry>& fresh);
+  /// The id of series (vin, name), created if new (then also appended to `fresh`).
+  Result<std::int64_t> series_id(Connection& c, std::string_view vin, std::string_view name,
+                                 std::vector<detail::SeriesIds::Entry>& fresh);
   Result<std::size_t> insert_alerts(Connection& c, std::span<const Alert> rows);
-  Result<std::size_t> insert_connectivity(Connection& c,
-                                          std::span<const ConnectivityEvent> rows);
+  Result<std::size_t> insert_connectivity(Connection& c, std::span<const ConnectivityEvent> rows);
   Result<std::size_t> insert_vehicle_errors(Connection& c, std::span<const VehicleError> rows);
   Result<std::size_t> insert_dead_letters(Connection& c, std::span<const DeadLetter> rows);
 
@@ -279,8 +301,9 @@ class SqliteDatabase final : public Database {
   detail::StorageMetrics metrics_;
   detail::RateLimitedLog rate_limited_;
 
-  std::mutex writer_mutex_;  // guards writer_ (and, in memory, every use of the database)
+  std::mutex writer_mutex_;  // guards writer_, series_ids_ (in memory: every use of the database)
   std::unique_ptr<Connection> writer_;
+  detail::SeriesIds series_ids_;  // committed rows of signal_series
 
   detail::Pool<Connection> readers_;  // filled by init(); empty for an in-memory database
 };
@@ -304,7 +327,8 @@ Result<std::unique_ptr<Connection>> SqliteDatabase::connect(bool reader) {
     if (!options_.in_memory) pragmas += "PRAGMA journal_mode=WAL;";
     // FULL: a commit is on disk (fsync of the WAL) when it returns; NORMAL: it survives a crash of
     // the process but the last commits may be lost on power failure (docs/storage.md).
-    pragmas += options_.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
+    pragmas +=
+        options_.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
     pragmas += "PRAGMA cache_size=-65536;PRAGMA temp_store=MEMORY;";
     pragmas += "PRAGMA journal_size_limit=67108864;";
   } else {
@@ -333,9 +357,8 @@ Result<void> SqliteDatabase::init() {
     }
   }
   log().info("SQLite database {} open (schema version {}, synchronous={}, {} readers)",
-             options_.in_memory ? std::string(":memory:") : options_.path.string(),
-             *version, options_.synchronous_full ? "FULL" : "NORMAL",
-             readers_.size());
+             options_.in_memory ? std::string(":memory:") : options_.path.string(), *version,
+             options_.synchronous_full ? "FULL" : "NORMAL", readers_.size());
   return {};
 }
 
@@ -349,8 +372,8 @@ Result<int> SqliteDatabase::migrate() {
     return make_error_code(errc::migration_failed);
   }
   const auto all = migrations();
-  const int target = options_.migrate_to_version > 0 ? options_.migrate_to_version
-                                                     : all.back().version;
+  const int target =
+      options_.migrate_to_version > 0 ? options_.migrate_to_version : all.back().version;
   int reached = 0;
   for (const detail::Migration& m : all) {
     if (m.version > target) break;
@@ -374,9 +397,10 @@ Result<int> SqliteDatabase::migrate() {
     }
     if (current > all.back().version) {
       (void)c.exec("ROLLBACK");
-      log().error("the SQLite schema is at version {}, newer than this release knows ({}); "
-                  "refusing to use it",
-                  current, all.back().version);
+      log().error(
+          "the SQLite schema is at version {}, newer than this release knows ({}); "
+          "refusing to use it",
+          current, all.back().version);
       return make_error_code(errc::schema_too_new);
     }
     reached = current;
@@ -386,7 +410,8 @@ Result<int> SqliteDatabase::migrate() {
     }
     auto applied = c.exec(std::string(m.sql));
     if (applied) {
-      auto st = c.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      auto st =
+          c.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
       if (!st) {
         applied = st.error();
       } else {
@@ -465,25 +490,54 @@ Result<int> SqliteDatabase::schema_version() {
 
 // ---- writes ---------------------------------------------------------------------------------
 
-Result<std::size_t> SqliteDatabase::insert_signals(Connection& c, std::span<const Signal> rows) {
+Result<std::int64_t> SqliteDatabase::series_id(Connection& c, std::string_view vin,
+                                               std::string_view name,
+                                               std::vector<detail::SeriesIds::Entry>& fresh) {
+  for (const detail::SeriesIds::Entry& e : fresh) {  // new in this transaction
+    if (e.vin == vin && e.name == name) return e.id;
+  }
+  {
+    TS_SQLITE_STMT(q, c, "INSERT OR IGNORE INTO signal_series (vin, name) VALUES (?1, ?2)");
+    q.bind_text(1, vin);
+    q.bind_text(2, name);
+    if (auto r = q.run(); !r) return r.error();
+  }
+  TS_SQLITE_STMT(q, c, "SELECT id FROM signal_series WHERE vin = ?1 AND name = ?2");
+  q.bind_text(1, vin);
+  q.bind_text(2, name);
+  auto row = q.step();
+  if (!row) return row.error();
+  if (*row != Stmt::Step::Row) return make_error_code(errc::query_failed);
+  const std::int64_t id = q.i64(0);
+  fresh.push_back({std::string(vin), std::string(name), id});
+  return id;
+}
+
+Result<std::size_t> SqliteDatabase::insert_signals(Connection& c, std::span<const Signal> rows,
+                                                   std::vector<detail::SeriesIds::Entry>& fresh) {
   if (rows.empty()) return std::size_t{0};
-  auto st = c.prepare(
-      "INSERT OR IGNORE INTO signal_log (" + kSignalColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?)");
+  auto st = c.prepare("INSERT OR IGNORE INTO signal_log (series_id, ts, " + kValueColumns +
+                      ") VALUES (?,?,?,?,?,?,?,?,?)");
   if (!st) return detail::failed(st.error());
   std::size_t inserted = 0;
   for (const Signal& s : rows) {
+    std::optional<std::int64_t> id = series_ids_.find(s.vin, s.name);
+    if (!id) {
+      auto created = series_id(c, s.vin, s.name, fresh);
+      if (!created) return detail::failed(created.error());
+      id = *created;
+    }
     Stmt q(c, *st);
     const detail::ValueColumns v = detail::columns_of(s.value);
-    q.bind_text(1, s.vin);
-    q.bind_text(2, s.name);
-    q.bind_int(3, s.ts);
-    q.bind_int(4, static_cast<int>(s.value.kind));
-    q.bind_opt(5, v.integer);
-    q.bind_opt(6, v.number);
-    q.bind_opt(7, v.number2);
-    q.bind_opt(8, v.text);
-    q.bind_text(9, signal::source_name(s.source));
-    q.bind_int(10, s.received_at);
+    q.bind_int(1, *id);
+    q.bind_int(2, s.ts);
+    q.bind_int(3, static_cast<int>(s.value.kind));
+    q.bind_opt(4, v.integer);
+    q.bind_opt(5, v.number);
+    q.bind_opt(6, v.number2);
+    q.bind_opt(7, v.text);
+    q.bind_text(8, signal::source_name(s.source));
+    q.bind_int(9, s.received_at);
     if (auto r = q.run(); !r) return detail::failed(r.error());
     inserted += static_cast<std::size_t>(sqlite3_changes(c.db()));
   }
@@ -495,7 +549,8 @@ Result<std::size_t> SqliteDatabase::insert_alerts(Connection& c, std::span<const
   auto st = c.prepare(
       "INSERT INTO alerts (vin, name, started_at, ended_at, audiences, received_at) "
       "VALUES (?,?,?,?,?,?) ON CONFLICT (vin, name, started_at) DO UPDATE SET "
-      "ended_at = excluded.ended_at WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT NULL");
+      "ended_at = excluded.ended_at WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT "
+      "NULL");
   if (!st) return detail::failed(st.error());
   std::size_t n = 0;
   for (const Alert& a : rows) {
@@ -577,9 +632,11 @@ Result<std::size_t> SqliteDatabase::insert_dead_letters(Connection& c,
 
 Result<BatchResult> SqliteDatabase::write(const BatchView& batch) {
   if (batch.empty()) return BatchResult{};
+  std::vector<detail::SeriesIds::Entry> new_series;
   auto result = in_write_tx(detail::kOpWriteBatch, [&](Connection& c) -> Result<BatchResult> {
+    new_series.clear();
     BatchResult r;
-    auto s = insert_signals(c, batch.signals);
+    auto s = insert_signals(c, batch.signals, new_series);
     if (!s) return s.error();
     r.signals = *s;
     auto a = insert_alerts(c, batch.alerts);
@@ -596,6 +653,10 @@ Result<BatchResult> SqliteDatabase::write(const BatchView& batch) {
     r.dead_letters = *d;
     return r;
   });
+  if (result && !new_series.empty()) {
+    std::lock_guard lock(writer_mutex_);  // committed: remember the new series
+    for (detail::SeriesIds::Entry& e : new_series) series_ids_.add(std::move(e));
+  }
   if (result) {
     metrics_.rows_written.with({"signal_log"}).inc(result->signals);
     metrics_.duplicate_signals.inc(batch.signals.size() - result->signals);
@@ -608,51 +669,57 @@ Result<BatchResult> SqliteDatabase::write(const BatchView& batch) {
 }
 
 Result<RetentionResult> SqliteDatabase::delete_signals_before(Timestamp cutoff) {
+  // Series by series through the primary key (series_id, ts), in transactions of at most
+  // kRetentionChunk rows or kRetentionSeries series, releasing the writer in between.
   RetentionResult total;
-  std::string vin;
-  bool first = true;
-  // Walk the VINs with the index (a skip scan), then delete each one's old rows in chunks of
-  // kRetentionChunk, one transaction each, releasing the writer in between.
-  while (true) {
-    auto next = in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::optional<std::string>> {
-      TS_SQLITE_STMT(q, c,
-                     first ? "SELECT vin FROM signal_log ORDER BY vin LIMIT 1"
-                           : "SELECT vin FROM signal_log WHERE vin > ?1 ORDER BY vin LIMIT 1");
-      if (!first) q.bind_text(1, vin);
-      auto row = q.step();
-      if (!row) return detail::failed(row.error());
-      if (*row == Stmt::Step::Done) return std::optional<std::string>();
-      return std::optional<std::string>(q.text(0));
-    });
-    if (!next) return next.error();
-    if (!*next) break;
-    vin = std::move(**next);
-    first = false;
-    while (true) {
-      auto deleted = in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::uint64_t> {
-        Timestamp bound = cutoff;
+  std::int64_t after = std::numeric_limits<std::int64_t>::min();  // last series finished
+  bool done = false;
+  while (!done) {
+    auto deleted = in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::uint64_t> {
+      std::uint64_t n = 0;
+      for (int visited = 0; visited < kRetentionSeries; ++visited) {
+        std::int64_t id = 0;
+        {
+          TS_SQLITE_STMT(q, c, "SELECT id FROM signal_series WHERE id > ?1 ORDER BY id LIMIT 1");
+          q.bind_int(1, after);
+          auto row = q.step();
+          if (!row) return row.error();
+          if (*row == Stmt::Step::Done) {
+            done = true;
+            return n;
+          }
+          id = q.i64(0);
+        }
+        const std::int64_t budget = kRetentionChunk - static_cast<std::int64_t>(n);
+        Timestamp bound = cutoff;  // delete ts < bound: all before the cutoff, or `budget` rows
+        bool partial = false;
         {
           TS_SQLITE_STMT(q, c,
-                         "SELECT ts FROM signal_log WHERE vin = ?1 AND ts < ?2 ORDER BY ts "
+                         "SELECT ts FROM signal_log WHERE series_id = ?1 AND ts < ?2 ORDER BY ts "
                          "LIMIT 1 OFFSET ?3");
-          q.bind_text(1, vin);
+          q.bind_int(1, id);
           q.bind_int(2, cutoff);
-          q.bind_int(3, kRetentionChunk);
+          q.bind_int(3, budget);
           auto row = q.step();
-          if (!row) return detail::failed(row.error());
-          if (*row == Stmt::Step::Row) bound = q.i64(0);
+          if (!row) return row.error();
+          if (*row == Stmt::Step::Row) {
+            bound = q.i64(0);
+            partial = true;
+          }
         }
-        TS_SQLITE_STMT(d, c, "DELETE FROM signal_log WHERE vin = ?1 AND ts < ?2");
-        d.bind_text(1, vin);
+        TS_SQLITE_STMT(d, c, "DELETE FROM signal_log WHERE series_id = ?1 AND ts < ?2");
+        d.bind_int(1, id);
         d.bind_int(2, bound);
-        if (auto r = d.run(); !r) return detail::failed(r.error());
-        return static_cast<std::uint64_t>(sqlite3_changes(c.db()));
-      });
-      if (!deleted) return deleted.error();
-      total.rows_deleted += *deleted;
-      metrics_.rows_deleted.inc(*deleted);
-      if (*deleted == 0) break;
-    }
+        if (auto r = d.run(); !r) return r.error();
+        n += static_cast<std::uint64_t>(sqlite3_changes(c.db()));
+        if (partial) return n;  // this series has more: the next transaction continues it
+        after = id;
+      }
+      return n;
+    });
+    if (!deleted) return deleted.error();
+    total.rows_deleted += *deleted;
+    metrics_.rows_deleted.inc(*deleted);
   }
   return total;
 }
@@ -686,11 +753,12 @@ Vehicle read_vehicle(const Stmt& q) {
 Result<Vehicle> SqliteDatabase::upsert_vehicle(const Vehicle& vehicle) {
   if (vehicle.vin.empty()) return make_error_code(errc::invalid_argument);
   return in_write_tx(detail::kOpWrite, [&](Connection& c) -> Result<Vehicle> {
-    TS_SQLITE_STMT(q, c,
-                   "INSERT INTO vehicles (vin, name, source, created_at) VALUES (?,?,?,?) "
-                   "ON CONFLICT (vin) DO UPDATE SET "
-                   "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE vehicles.name END, "
-                   "source = excluded.source RETURNING vin, name, source, created_at");
+    TS_SQLITE_STMT(
+        q, c,
+        "INSERT INTO vehicles (vin, name, source, created_at) VALUES (?,?,?,?) "
+        "ON CONFLICT (vin) DO UPDATE SET "
+        "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE vehicles.name END, "
+        "source = excluded.source RETURNING vin, name, source, created_at");
     q.bind_text(1, vehicle.vin);
     q.bind_text(2, vehicle.name);
     q.bind_text(3, vehicle_source_name(vehicle.source));
@@ -846,35 +914,72 @@ Result<void> SqliteDatabase::set_setting(std::string_view key, std::string_view 
 Result<SignalPage> SqliteDatabase::query_signals(const SignalQuery& query) {
   if (query.vin.empty()) return make_error_code(errc::invalid_argument);
   const std::size_t limit = detail::clamp_limit(query.limit);
-  Timestamp lower = query.from.value_or(kMinTs);
-  if (query.after) lower = std::max(lower, query.after->ts);
-  const Timestamp upper = query.to.value_or(kMaxTs);
-  std::string sql = "SELECT " + kSignalColumns + " FROM signal_log WHERE vin = ?1";
-  if (query.name) sql += " AND name = ?2";
-  sql += " AND ts >= ?3 AND ts < ?4";
-  if (query.after) sql += " AND (ts > ?5 OR name > ?6)";
-  sql += " ORDER BY ts, name LIMIT ?7";
+  const std::size_t cap = limit + 1;  // one more row tells whether a next page exists
+  using Key = std::pair<Timestamp, std::string_view>;
   return on_reader([&](Connection& c) -> Result<SignalPage> {
-    TS_SQLITE_STMT(q, c, sql);
-    q.bind_text(1, query.vin);
-    if (query.name) q.bind_text(2, *query.name);
-    q.bind_int(3, lower);
-    q.bind_int(4, upper);
-    if (query.after) {
-      q.bind_int(5, query.after->ts);
-      q.bind_text(6, query.after->name);
-    }
-    q.bind_int(7, static_cast<std::int64_t>(limit + 1));
-    SignalPage page;
-    while (true) {
-      auto row = q.step();
-      if (!row) return detail::failed(row.error());
-      if (*row == Stmt::Step::Done) break;
-      if (page.rows.size() == limit) {
-        page.next = SignalCursor{page.rows.back().ts, page.rows.back().name};
-        break;
+    // The vehicle's series (one, with a name), each read through the primary key (series_id, ts)
+    // in time order and merged by (ts, name) into the best `cap` rows: a max-heap whose top
+    // bounds the next series' scan. Reads at most series x cap rows.
+    std::vector<std::pair<std::int64_t, std::string>> series;
+    {
+      TS_SQLITE_STMT(q, c,
+                     query.name
+                         ? "SELECT id, name FROM signal_series WHERE vin = ?1 AND name = ?2"
+                         : "SELECT id, name FROM signal_series WHERE vin = ?1 ORDER BY name");
+      q.bind_text(1, query.vin);
+      if (query.name) q.bind_text(2, *query.name);
+      while (true) {
+        auto row = q.step();
+        if (!row) return row.error();
+        if (*row == Stmt::Step::Done) break;
+        series.emplace_back(q.i64(0), q.text(1));
       }
-      page.rows.push_back(read_signal(q));
+    }
+    std::vector<Signal> heap;
+    const auto less = [](const Signal& a, const Signal& b) {
+      return Key(a.ts, a.name) < Key(b.ts, b.name);
+    };
+    for (const auto& [id, name] : series) {
+      Timestamp lower = query.from.value_or(kMinTs);
+      if (query.after) {
+        // Keyset: after (ts, name) means ts > after.ts, or ts == after.ts for a later name.
+        const bool later_name = name > query.after->name;
+        if (!later_name && query.after->ts == kMaxTs) continue;
+        lower = std::max(lower, later_name ? query.after->ts : query.after->ts + 1);
+      }
+      Timestamp upper = query.to.value_or(kMaxTs);  // exclusive
+      if (heap.size() == cap && heap.front().ts < kMaxTs) {
+        upper = std::min(upper, heap.front().ts + 1);
+      }
+      if (lower >= upper) continue;
+      TS_SQLITE_STMT(q, c,
+                     "SELECT ts, " + kValueColumns +
+                         " FROM signal_log WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 "
+                         "ORDER BY ts LIMIT ?4");
+      q.bind_int(1, id);
+      q.bind_int(2, lower);
+      q.bind_int(3, upper);
+      q.bind_int(4, static_cast<std::int64_t>(cap));
+      while (true) {
+        auto row = q.step();
+        if (!row) return row.error();
+        if (*row == Stmt::Step::Done) break;
+        const Timestamp ts = q.i64(0);
+        if (heap.size() == cap) {
+          if (!(Key(ts, name) < Key(heap.front().ts, heap.front().name))) break;
+          std::pop_heap(heap.begin(), heap.end(), less);
+          heap.pop_back();
+        }
+        heap.push_back(read_log_row(q, 0, query.vin, name));
+        std::push_heap(heap.begin(), heap.end(), less);
+      }
+    }
+    std::sort_heap(heap.begin(), heap.end(), less);
+    SignalPage page;
+    page.rows = std::move(heap);
+    if (page.rows.size() > limit) {
+      page.rows.resize(limit);
+      page.next = SignalCursor{page.rows.back().ts, page.rows.back().name};
     }
     return page;
   });
@@ -882,59 +987,21 @@ Result<SignalPage> SqliteDatabase::query_signals(const SignalQuery& query) {
 
 Result<std::vector<Signal>> SqliteDatabase::latest_signals(std::optional<std::string_view> vin) {
   return on_reader([&](Connection& c) -> Result<std::vector<Signal>> {
-    // A loose index scan over the primary key (vin, name, ts): per series, one probe for the
-    // next (vin, name) and one for its newest row, so the cost follows the series, not the rows.
-    // One read transaction: a consistent snapshot.
-    if (auto r = c.exec("BEGIN"); !r) return detail::failed(r.error());
-    struct EndRead {
-      Connection& c;
-      ~EndRead() { (void)c.exec("COMMIT"); }
-    } end{c};
+    // Per series one probe for its newest ts (the max() optimization on the primary key) and one
+    // to read that row. A series whose rows retention removed has no row and is left out.
+    TS_SQLITE_STMT(q, c,
+                   "SELECT " + kSignalSelect +
+                       " FROM signal_series s JOIN signal_log l ON l.series_id = s.id AND l.ts = "
+                       "(SELECT max(ts) FROM signal_log WHERE series_id = s.id)" +
+                       (vin ? " WHERE s.vin = ?1" : "") + " ORDER BY s.vin, s.name");
+    if (vin) q.bind_text(1, *vin);
     std::vector<Signal> out;
-    std::optional<std::pair<std::string, std::string>> key;
-    {
-      TS_SQLITE_STMT(q, c,
-                     vin ? "SELECT vin, name FROM signal_log WHERE vin = ?1 ORDER BY vin, name "
-                           "LIMIT 1"
-                         : "SELECT vin, name FROM signal_log ORDER BY vin, name LIMIT 1");
-      if (vin) q.bind_text(1, *vin);
+    while (true) {
       auto row = q.step();
-      if (!row) return detail::failed(row.error());
-      if (*row == Stmt::Step::Row) key.emplace(q.text(0), q.text(1));
+      if (!row) return row.error();
+      if (*row == Stmt::Step::Done) return out;
+      out.push_back(read_signal(q));
     }
-    while (key) {
-      {
-        TS_SQLITE_STMT(q, c,
-                       "SELECT " + kSignalColumns +
-                           " FROM signal_log WHERE vin = ?1 AND name = ?2 ORDER BY ts DESC LIMIT 1");
-        q.bind_text(1, key->first);
-        q.bind_text(2, key->second);
-        auto row = q.step();
-        if (!row) return detail::failed(row.error());
-        if (*row == Stmt::Step::Row) out.push_back(read_signal(q));
-      }
-      std::optional<std::pair<std::string, std::string>> next;
-      {
-        TS_SQLITE_STMT(q, c,
-                       "SELECT name FROM signal_log WHERE vin = ?1 AND name > ?2 ORDER BY name "
-                       "LIMIT 1");
-        q.bind_text(1, key->first);
-        q.bind_text(2, key->second);
-        auto row = q.step();
-        if (!row) return detail::failed(row.error());
-        if (*row == Stmt::Step::Row) next.emplace(key->first, q.text(0));
-      }
-      if (!next && !vin) {
-        TS_SQLITE_STMT(q, c, "SELECT vin, name FROM signal_log WHERE vin > ?1 ORDER BY vin, name "
-                             "LIMIT 1");
-        q.bind_text(1, key->first);
-        auto row = q.step();
-        if (!row) return detail::failed(row.error());
-        if (*row == Stmt::Step::Row) next.emplace(q.text(0), q.text(1));
-      }
-      key = std::move(next);
-    }
-    return out;
   });
 }
 

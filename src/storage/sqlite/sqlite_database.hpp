@@ -18,12 +18,12 @@
 namespace ts::storage::sqlite {
 
 struct SqliteOptions {
-  std::filesystem::path path;   ///< the database file (its directory must exist)
-  bool in_memory = false;       ///< a private in-memory database (path ignored; one connection)
-  bool synchronous_full = true; ///< PRAGMA synchronous=FULL (else NORMAL), see docs/storage.md
+  std::filesystem::path path;    ///< the database file (its directory must exist)
+  bool in_memory = false;        ///< a private in-memory database (path ignored; one connection)
+  bool synchronous_full = true;  ///< PRAGMA synchronous=FULL (else NORMAL), see docs/storage.md
   std::size_t readers = 2;
   std::chrono::milliseconds busy_timeout{30'000};
-  int migrate_to_version = 0;   ///< 0: all migrations
+  int migrate_to_version = 0;  ///< 0: all migrations
   core::MetricsRegistry* metrics = nullptr;
 };
 

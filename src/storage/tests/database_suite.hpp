@@ -81,7 +81,8 @@ TYPED_TEST_P(DatabaseSuite, OpensAtTheLatestSchemaAndReopeningChangesNothing) {
   ASSERT_TRUE(v) << v.error().message();
   EXPECT_EQ(*v, 4);
   const Timestamp t = base_time();
-  ASSERT_TRUE(this->db_->append_signals(std::vector{make_signal("VIN1", "Soc", t, Value::float64(80))}));
+  ASSERT_TRUE(
+      this->db_->append_signals(std::vector{make_signal("VIN1", "Soc", t, Value::float64(80))}));
   this->db_.reset();
 
   auto again = this->open();
@@ -160,8 +161,9 @@ TYPED_TEST_P(DatabaseSuite, EveryValueKindRoundTrips) {
       make_signal("VIN1", "E_Float", t, Value::float64(0.1)),
       make_signal("VIN1", "F_Tiny", t, Value::float64(5e-324)),
       make_signal("VIN1", "G_Inf", t, Value::float64(-inf)),
-      make_signal("VIN1", "H_String", t,
-                  Value::string("tab\there\nnew line \\ back \"quote\" {brace} ,comma, NULL \xc3\xa9")),
+      make_signal(
+          "VIN1", "H_String", t,
+          Value::string("tab\there\nnew line \\ back \"quote\" {brace} ,comma, NULL \xc3\xa9")),
       make_signal("VIN1", "I_Empty", t, Value::string("")),
       make_signal("VIN1", "J_Enum", t, Value::enumeration("ShiftStateD")),
       make_signal("VIN1", "K_Location", t, Value::location(37.7749, -122.4194)),
@@ -181,8 +183,8 @@ TYPED_TEST_P(DatabaseSuite, EveryValueKindRoundTrips) {
 TYPED_TEST_P(DatabaseSuite, OutOfOrderAppendsAreReadInEventTimeOrder) {
   const Timestamp t = base_time();
   for (int i = 9; i >= 0; --i) {
-    std::vector<Signal> one = {make_signal("VIN1", i % 2 ? "Odd" : "Even", t + i * kSecond,
-                                           Value::int64(i))};
+    std::vector<Signal> one = {
+        make_signal("VIN1", i % 2 ? "Odd" : "Even", t + i * kSecond, Value::int64(i))};
     ASSERT_TRUE(this->db_->append_signals(one));
   }
   const auto rows = this->all_rows(*this->db_, "VIN1", 3);
@@ -212,8 +214,8 @@ TYPED_TEST_P(DatabaseSuite, QueryPagesWithTheCursorAndFiltersByNameAndTime) {
   }
 
   // One field, half-open time window, paged.
-  SignalQuery q{.vin = "VIN1", .name = "Soc", .from = t + 10 * kSecond, .to = t + 20 * kSecond,
-                .limit = 4};
+  SignalQuery q{
+      .vin = "VIN1", .name = "Soc", .from = t + 10 * kSecond, .to = t + 20 * kSecond, .limit = 4};
   std::vector<Timestamp> seen;
   for (int page = 0; page < 10; ++page) {
     auto r = this->db_->query_signals(q);
@@ -333,12 +335,21 @@ TYPED_TEST_P(DatabaseSuite, DeadLettersKeepTheirBytesAndListNewestFirst) {
   const Timestamp t = base_time();
   const std::string binary("\x00\x01\xff\xfe{\"x\":1}\n\t\\", 14);
   std::vector<DeadLetter> letters = {
-      {.received_at = t, .topic = "telemetry/VIN1/v/Soc", .vin = "VIN1", .reason = "not_json",
+      {.received_at = t,
+       .topic = "telemetry/VIN1/v/Soc",
+       .vin = "VIN1",
+       .reason = "not_json",
        .payload = binary},
-      {.received_at = t + 1, .topic = "telemetry/x", .vin = "", .reason = "bad_topic",
+      {.received_at = t + 1,
+       .topic = "telemetry/x",
+       .vin = "",
+       .reason = "bad_topic",
        .payload = ""},
-      {.received_at = t + 2, .topic = "telemetry/VIN9/v/Soc", .vin = "VIN9",
-       .reason = "unregistered_vin", .payload = "80"},
+      {.received_at = t + 2,
+       .topic = "telemetry/VIN9/v/Soc",
+       .vin = "VIN9",
+       .reason = "unregistered_vin",
+       .payload = "80"},
   };
   auto n = this->db_->append_dead_letters(letters);
   ASSERT_TRUE(n) << n.error().message();
@@ -378,8 +389,10 @@ TYPED_TEST_P(DatabaseSuite, VehicleUpsertKeepsCreatedAtAndNeverDuplicates) {
   auto b = this->db_->upsert_vehicle(
       {.vin = "VIN2", .name = "", .source = VehicleSource::FleetApi, .created_at = 999});
   ASSERT_TRUE(b);
-  EXPECT_EQ(*b, (Vehicle{.vin = "VIN2", .name = "Blue", .source = VehicleSource::FleetApi,
-                         .created_at = 100}));
+  EXPECT_EQ(
+      *b,
+      (Vehicle{
+          .vin = "VIN2", .name = "Blue", .source = VehicleSource::FleetApi, .created_at = 100}));
   auto c = this->db_->upsert_vehicle({.vin = "VIN2", .name = "Green", .created_at = 5});
   ASSERT_TRUE(c);
   EXPECT_EQ(c->name, "Green");
@@ -394,7 +407,8 @@ TYPED_TEST_P(DatabaseSuite, VehicleUpsertKeepsCreatedAtAndNeverDuplicates) {
   ASSERT_TRUE(got && *got);
   EXPECT_EQ(**got, *c);
   EXPECT_FALSE(*this->db_->get_vehicle("NOPE"));
-  EXPECT_EQ(this->db_->upsert_vehicle({.vin = ""}).error(), make_error_code(errc::invalid_argument));
+  EXPECT_EQ(this->db_->upsert_vehicle({.vin = ""}).error(),
+            make_error_code(errc::invalid_argument));
   EXPECT_TRUE(*this->db_->delete_vehicle("VIN1"));
   EXPECT_FALSE(*this->db_->delete_vehicle("VIN1"));
   EXPECT_EQ(this->db_->list_vehicles()->size(), 1u);
@@ -402,7 +416,10 @@ TYPED_TEST_P(DatabaseSuite, VehicleUpsertKeepsCreatedAtAndNeverDuplicates) {
 
 TYPED_TEST_P(DatabaseSuite, AlertsAreIdempotentAndLearnTheirEnd) {
   const Timestamp t = base_time();
-  const Alert active{.vin = "VIN1", .name = "A1", .started_at = t, .audiences_json = R"(["Customer"])",
+  const Alert active{.vin = "VIN1",
+                     .name = "A1",
+                     .started_at = t,
+                     .audiences_json = R"(["Customer"])",
                      .received_at = t + 5};
   const Alert other{.vin = "VIN1", .name = "A2", .started_at = t + 10, .received_at = t + 11};
   auto n = this->db_->append_alerts(std::vector{active, other, active});
@@ -428,8 +445,12 @@ TYPED_TEST_P(DatabaseSuite, AlertsAreIdempotentAndLearnTheirEnd) {
 
 TYPED_TEST_P(DatabaseSuite, ConnectivityAndVehicleErrorsAreIdempotent) {
   const Timestamp t = base_time();
-  const ConnectivityEvent up{.vin = "VIN1", .connection_id = "c1", .status = "CONNECTED",
-                             .network_interface = "wifi", .ts = t, .received_at = t + 1};
+  const ConnectivityEvent up{.vin = "VIN1",
+                             .connection_id = "c1",
+                             .status = "CONNECTED",
+                             .network_interface = "wifi",
+                             .ts = t,
+                             .received_at = t + 1};
   ConnectivityEvent down = up;
   down.status = "DISCONNECTED";
   down.ts = t + 60 * kSecond;
@@ -441,8 +462,12 @@ TYPED_TEST_P(DatabaseSuite, ConnectivityAndVehicleErrorsAreIdempotent) {
   EXPECT_EQ((*events)[0], down);
   EXPECT_EQ((*events)[1], up);
 
-  const VehicleError e1{.vin = "VIN1", .name = "E1", .body = "b", .tags_json = R"({"a":"2"})",
-                        .created_at = t, .received_at = t + 1};
+  const VehicleError e1{.vin = "VIN1",
+                        .name = "E1",
+                        .body = "b",
+                        .tags_json = R"({"a":"2"})",
+                        .created_at = t,
+                        .received_at = t + 1};
   VehicleError e2 = e1;
   e2.body = "other body";
   VehicleError redelivered = e1;
@@ -504,11 +529,22 @@ TYPED_TEST_P(DatabaseSuite, AFailedBatchStoresNothingAndTheNextOneWorks) {
 TYPED_TEST_P(DatabaseSuite, FleetErrorUpsertsNeverDuplicate) {
   const Timestamp t = base_time();
   std::vector<FleetError> errors = {
-      {.vin = "VIN1", .error_name = "config_manager_error", .error = "InvalidSignature: unknown issuer",
-       .created_at = t, .name = "client", .txid = "tx1", .raw_json = "{}", .fetched_at = t + 1},
-      {.vin = "VIN2", .error_name = "config_manager_error",
+      {.vin = "VIN1",
+       .error_name = "config_manager_error",
+       .error = "InvalidSignature: unknown issuer",
+       .created_at = t,
+       .name = "client",
+       .txid = "tx1",
+       .raw_json = "{}",
+       .fetched_at = t + 1},
+      {.vin = "VIN2",
+       .error_name = "config_manager_error",
        .error = std::string(5000, 'x'),  // long texts are keys too
-       .created_at = t + 5, .name = "client", .txid = "tx2", .raw_json = "{}", .fetched_at = t + 1},
+       .created_at = t + 5,
+       .name = "client",
+       .txid = "tx2",
+       .raw_json = "{}",
+       .fetched_at = t + 1},
   };
   ASSERT_TRUE(this->db_->upsert_fleet_errors(errors));
   for (FleetError& e : errors) {
@@ -545,19 +581,22 @@ TYPED_TEST_P(DatabaseSuite, ReplaceErrorVinsActivatesTheListedAndResolvesTheRest
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 3u);
   // Ordered by last_seen_at descending, then vin.
-  EXPECT_EQ((*all)[0], (ErrorVin{.vin = "VIN_B", .active = true, .first_seen_at = 100,
-                                 .last_seen_at = 200}));
-  EXPECT_EQ((*all)[1], (ErrorVin{.vin = "VIN_C", .active = true, .first_seen_at = 200,
-                                 .last_seen_at = 200}));
-  EXPECT_EQ((*all)[2], (ErrorVin{.vin = "VIN_A", .active = false, .first_seen_at = 100,
-                                 .last_seen_at = 100, .resolved_at = 200}));
+  EXPECT_EQ((*all)[0],
+            (ErrorVin{.vin = "VIN_B", .active = true, .first_seen_at = 100, .last_seen_at = 200}));
+  EXPECT_EQ((*all)[1],
+            (ErrorVin{.vin = "VIN_C", .active = true, .first_seen_at = 200, .last_seen_at = 200}));
+  EXPECT_EQ((*all)[2], (ErrorVin{.vin = "VIN_A",
+                                 .active = false,
+                                 .first_seen_at = 100,
+                                 .last_seen_at = 100,
+                                 .resolved_at = 200}));
 
   ASSERT_TRUE(this->db_->replace_error_vins(std::vector<std::string>{"VIN_A"}, 300));
   auto active = this->db_->list_error_vins(true);
   ASSERT_TRUE(active);
   ASSERT_EQ(active->size(), 1u);
-  EXPECT_EQ((*active)[0], (ErrorVin{.vin = "VIN_A", .active = true, .first_seen_at = 100,
-                                    .last_seen_at = 300}));
+  EXPECT_EQ((*active)[0],
+            (ErrorVin{.vin = "VIN_A", .active = true, .first_seen_at = 100, .last_seen_at = 300}));
   ASSERT_TRUE(this->db_->replace_error_vins(std::vector<std::string>{}, 400));
   EXPECT_TRUE(this->db_->list_error_vins(true)->empty());
   EXPECT_EQ(this->db_->list_error_vins(false)->size(), 3u);
@@ -583,7 +622,8 @@ TYPED_TEST_P(DatabaseSuite, TokensAreFoundByTheirHashAndTouched) {
   auto dup = this->db_->create_token("again", hash, 11);
   ASSERT_FALSE(dup);
   EXPECT_EQ(dup.error(), make_error_code(errc::query_failed));
-  EXPECT_EQ(this->db_->create_token("bad", "xyz", 1).error(), make_error_code(errc::invalid_argument));
+  EXPECT_EQ(this->db_->create_token("bad", "xyz", 1).error(),
+            make_error_code(errc::invalid_argument));
   auto second = this->db_->create_token("ci", std::string(64, 'c'), 12);
   ASSERT_TRUE(second);
   EXPECT_GT(second->id, t->id);
@@ -605,8 +645,8 @@ TYPED_TEST_P(DatabaseSuite, SettingsAreStoredAndReplaced) {
 TYPED_TEST_P(DatabaseSuite, EventRetentionTrimsTheEventTables) {
   const Timestamp t = base_time();
   Batch old;
-  old.connectivity = {{.vin = "V", .connection_id = "c", .status = "CONNECTED", .ts = t,
-                       .received_at = t}};
+  old.connectivity = {
+      {.vin = "V", .connection_id = "c", .status = "CONNECTED", .ts = t, .received_at = t}};
   old.vehicle_errors = {{.vin = "V", .name = "E", .created_at = t, .received_at = t}};
   old.dead_letters = {{.received_at = t, .topic = "x", .reason = "r"}};
   old.alerts = {{.vin = "V", .name = "ended", .started_at = t, .ended_at = t + 1, .received_at = t},
@@ -674,25 +714,18 @@ TYPED_TEST_P(DatabaseSuite, WritesAreCountedInTheMetrics) {
             std::string::npos);
 }
 
-REGISTER_TYPED_TEST_SUITE_P(DatabaseSuite, OpensAtTheLatestSchemaAndReopeningChangesNothing,
-                            MigratesAnOlderSchemaForwardKeepingItsRows,
-                            RefusesASchemaNewerThanThisRelease,
-                            RedeliveredSignalsAreStoredOnceAndTheFirstValueWins,
-                            EveryValueKindRoundTrips, OutOfOrderAppendsAreReadInEventTimeOrder,
-                            QueryPagesWithTheCursorAndFiltersByNameAndTime,
-                            QueryLimitIsCappedAtTenThousand,
-                            LatestSignalsGivesTheNewestRowOfEverySeries,
-                            RetentionRemovesExactlyTheRowsBeforeTheCutoff,
-                            DeadLettersKeepTheirBytesAndListNewestFirst,
-                            VehicleUpsertKeepsCreatedAtAndNeverDuplicates,
-                            AlertsAreIdempotentAndLearnTheirEnd,
-                            ConnectivityAndVehicleErrorsAreIdempotent,
-                            WriteBatchStoresEveryKindAndCountsWhatIsNew,
-                            AFailedBatchStoresNothingAndTheNextOneWorks,
-                            FleetErrorUpsertsNeverDuplicate,
-                            ReplaceErrorVinsActivatesTheListedAndResolvesTheRest,
-                            TokensAreFoundByTheirHashAndTouched, SettingsAreStoredAndReplaced,
-                            EventRetentionTrimsTheEventTables, ReadersWorkWhileTheWriterWrites,
-                            WritesAreCountedInTheMetrics);
+REGISTER_TYPED_TEST_SUITE_P(
+    DatabaseSuite, OpensAtTheLatestSchemaAndReopeningChangesNothing,
+    MigratesAnOlderSchemaForwardKeepingItsRows, RefusesASchemaNewerThanThisRelease,
+    RedeliveredSignalsAreStoredOnceAndTheFirstValueWins, EveryValueKindRoundTrips,
+    OutOfOrderAppendsAreReadInEventTimeOrder, QueryPagesWithTheCursorAndFiltersByNameAndTime,
+    QueryLimitIsCappedAtTenThousand, LatestSignalsGivesTheNewestRowOfEverySeries,
+    RetentionRemovesExactlyTheRowsBeforeTheCutoff, DeadLettersKeepTheirBytesAndListNewestFirst,
+    VehicleUpsertKeepsCreatedAtAndNeverDuplicates, AlertsAreIdempotentAndLearnTheirEnd,
+    ConnectivityAndVehicleErrorsAreIdempotent, WriteBatchStoresEveryKindAndCountsWhatIsNew,
+    AFailedBatchStoresNothingAndTheNextOneWorks, FleetErrorUpsertsNeverDuplicate,
+    ReplaceErrorVinsActivatesTheListedAndResolvesTheRest, TokensAreFoundByTheirHashAndTouched,
+    SettingsAreStoredAndReplaced, EventRetentionTrimsTheEventTables,
+    ReadersWorkWhileTheWriterWrites, WritesAreCountedInTheMetrics);
 
 }  // namespace ts::storage::testing

@@ -59,8 +59,8 @@ struct PostgresBackend {
   void execute(const std::string& sql) const { execute_pg(database_url, sql); }
   static std::string fail_inserts_sql(const std::string& table) {
     return "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-           "RAISE EXCEPTION 'refused by the test'; END $$; CREATE TRIGGER fail_" + table +
-           " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION refuse()";
+           "RAISE EXCEPTION 'refused by the test'; END $$; CREATE TRIGGER fail_" +
+           table + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION refuse()";
   }
   static std::string allow_inserts_sql(const std::string& table) {
     return "DROP TRIGGER fail_" + table + " ON " + table + "; DROP FUNCTION refuse()";
@@ -113,9 +113,10 @@ TEST(PostgresDatabase, SignalsGoToDailyPartitionsThatRetentionDrops) {
 TEST(PostgresDatabase, RowsNoDayPartitionCoversUseTheDefaultAndMoveWhenTheirDayIsCreated) {
   auto db = open_or_fail(fresh_database(shared_server()));
   const Timestamp future = signal::now() + 30 * kDay;  // a vehicle clock far ahead
-  const Timestamp ancient = 631'152'000LL * kSecond;    // 1990
-  ASSERT_TRUE(db->append_signals(std::vector{make_signal("VIN1", "Soc", future, Value::int64(1)),
-                                             make_signal("VIN1", "Soc", ancient, Value::int64(2))}));
+  const Timestamp ancient = 631'152'000LL * kSecond;   // 1990
+  ASSERT_TRUE(
+      db->append_signals(std::vector{make_signal("VIN1", "Soc", future, Value::int64(1)),
+                                     make_signal("VIN1", "Soc", ancient, Value::int64(2))}));
   EXPECT_EQ(*postgres::default_partition_rows_for_test(*db), 2u);
   auto days = postgres::partition_days_for_test(*db);
   ASSERT_TRUE(days);
@@ -125,7 +126,8 @@ TEST(PostgresDatabase, RowsNoDayPartitionCoversUseTheDefaultAndMoveWhenTheirDayI
   EXPECT_EQ(*postgres::default_partition_rows_for_test(*db), 1u);
   days = postgres::partition_days_for_test(*db);
   EXPECT_EQ(std::count(days->begin(), days->end(), detail::day_of(future)), 1);
-  ASSERT_TRUE(db->append_signals(std::vector{make_signal("VIN1", "Soc", future + 1, Value::int64(3))}));
+  ASSERT_TRUE(
+      db->append_signals(std::vector{make_signal("VIN1", "Soc", future + 1, Value::int64(3))}));
   EXPECT_EQ(*postgres::default_partition_rows_for_test(*db), 1u);
   auto page = db->query_signals({.vin = "VIN1"});
   ASSERT_TRUE(page);
@@ -133,7 +135,8 @@ TEST(PostgresDatabase, RowsNoDayPartitionCoversUseTheDefaultAndMoveWhenTheirDayI
   EXPECT_EQ(page->rows[0].ts, ancient);
   EXPECT_EQ(page->rows[2].ts, future + 1);
   // Redelivery stays idempotent across the move.
-  EXPECT_EQ(*db->append_signals(std::vector{make_signal("VIN1", "Soc", future, Value::int64(9))}), 0u);
+  EXPECT_EQ(*db->append_signals(std::vector{make_signal("VIN1", "Soc", future, Value::int64(9))}),
+            0u);
 }
 
 TEST(PostgresDatabase, TextItCannotHoldIsStoredWithReplacementCharacters) {
@@ -146,14 +149,18 @@ TEST(PostgresDatabase, TextItCannotHoldIsStoredWithReplacementCharacters) {
   batch.signals = {make_signal("VIN1", "Name", t, Value::string(std::string("a\0b", 3))),
                    make_signal("VIN1", "Other", t, Value::string("ok \xc3\xa9"))};
   batch.vehicle_errors = {{.vin = "VIN1", .name = "E", .body = "bad \xff byte", .created_at = t}};
-  batch.dead_letters = {{.received_at = t, .topic = "t/\xc3", .reason = "bad_topic",
+  batch.dead_letters = {{.received_at = t,
+                         .topic = "t/\xc3",
+                         .reason = "bad_topic",
                          .payload = std::string("\0\xff", 2)}};
   auto r = db->write_batch(batch);
   ASSERT_TRUE(r) << r.error().message();
   const auto rows = db->query_signals({.vin = "VIN1"});
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->rows.size(), 2u);
-  EXPECT_EQ(rows->rows[0].value.text, "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(rows->rows[0].value.text,
+            "a\xef\xbf\xbd"
+            "b");
   EXPECT_EQ(rows->rows[1].value.text, "ok \xc3\xa9");
   EXPECT_EQ((*db->list_vehicle_errors("VIN1", 10, 0))[0].body, "bad \xef\xbf\xbd byte");
   const auto letters = db->list_dead_letters(0, 10);
@@ -167,8 +174,8 @@ TEST(PostgresDatabase, TextItCannotHoldIsStoredWithReplacementCharacters) {
 TEST(PostgresDatabase, AnOutageFailsCallsAndTheFirstCallAfterRestartSucceeds) {
   PostgresServer server;
   core::MetricsRegistry registry;
-  auto db = open_or_fail(server.url(), OpenOptions{.metrics = &registry,
-                                                   .connect_timeout = std::chrono::seconds(2)});
+  auto db = open_or_fail(
+      server.url(), OpenOptions{.metrics = &registry, .connect_timeout = std::chrono::seconds(2)});
   const Timestamp t = base_time();
   Batch batch;
   batch.signals = {make_signal("VIN1", "Soc", t, Value::int64(1))};
@@ -211,10 +218,11 @@ TEST(PostgresDatabase, NoServerMeansUnavailableAndThePasswordIsNeverLogged) {
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
   auto logger = ts::log::get("storage");
   logger->sinks().push_back(sink);
-  const std::string url = "postgresql://postgres:topsecret@127.0.0.1:" +
-                          std::to_string(testsupport::free_port()) + "/teslasync";
-  auto db = open_database(url, "/nonexistent",
-                          OpenOptions{.connect_timeout = std::chrono::seconds(2)});
+  const std::string url =
+      "postgresql://postgres:topsecret@127.0.0.1:" + std::to_string(testsupport::free_port()) +
+      "/teslasync";
+  auto db =
+      open_database(url, "/nonexistent", OpenOptions{.connect_timeout = std::chrono::seconds(2)});
   logger->sinks().pop_back();
   ASSERT_FALSE(db);
   EXPECT_EQ(db.error(), make_error_code(errc::unavailable));

@@ -106,8 +106,8 @@ TEST(SqliteDatabase, InMemoryDatabaseWorksForTests) {
 }
 
 TEST(SqliteDatabase, RejectsUrlsItDoesNotUnderstand) {
-  for (const char* url : {"sqlite:", "sqlite://", "mysql://u:p@h/db", "sqlite:x.db?journal=off",
-                          "file.db"}) {
+  for (const char* url :
+       {"sqlite:", "sqlite://", "mysql://u:p@h/db", "sqlite:x.db?journal=off", "file.db"}) {
     auto db = open_database(url, "/nonexistent");
     ASSERT_FALSE(db) << url;
     EXPECT_EQ(db.error(), make_error_code(errc::bad_url)) << url;

@@ -38,10 +38,10 @@ TEST(SignalCursor, RoundTripsThroughText) {
 
 TEST(ValueColumns, EveryKindMapsToItsColumnsAndBack) {
   const std::vector<Value> values = {
-      Value::invalid(),           Value::boolean(false),        Value::boolean(true),
-      Value::int64(-5),           Value::float64(2.5),          Value::string("s"),
-      Value::enumeration("E"),    Value::location(1.5, -2.25),  Value::doors("{}"),
-      Value::tires("{}"),         Value::time_of_day("1:02:03")};
+      Value::invalid(),        Value::boolean(false),        Value::boolean(true),
+      Value::int64(-5),        Value::float64(2.5),          Value::string("s"),
+      Value::enumeration("E"), Value::location(1.5, -2.25),  Value::doors("{}"),
+      Value::tires("{}"),      Value::time_of_day("1:02:03")};
   for (const Value& v : values) {
     const detail::ValueColumns c = detail::columns_of(v);
     EXPECT_EQ(detail::value_of(static_cast<int>(v.kind), c), v) << signal::kind_name(v.kind);
@@ -89,10 +89,12 @@ TEST(CleanText, AcceptsUtf8AndRepairsNulAndInvalidSequences) {
   EXPECT_TRUE(detail::is_clean_text("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x97"));
   EXPECT_FALSE(detail::is_clean_text(std::string("a\0b", 3)));
   EXPECT_FALSE(detail::is_clean_text("\xc3"));              // truncated
-  EXPECT_FALSE(detail::is_clean_text("\xc0\xaf"));         // overlong
-  EXPECT_FALSE(detail::is_clean_text("\xed\xa0\x80"));     // surrogate
-  EXPECT_FALSE(detail::is_clean_text("\xf4\x90\x80\x80")); // beyond U+10FFFF
-  EXPECT_EQ(detail::repair_text(std::string("a\0b", 3)), "a\xef\xbf\xbd" "b");
+  EXPECT_FALSE(detail::is_clean_text("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(detail::is_clean_text("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(detail::is_clean_text("\xf4\x90\x80\x80"));  // beyond U+10FFFF
+  EXPECT_EQ(detail::repair_text(std::string("a\0b", 3)),
+            "a\xef\xbf\xbd"
+            "b");
   EXPECT_EQ(detail::repair_text("\xff\xc3\xa9\xc3"), "\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd");
   EXPECT_TRUE(detail::is_clean_text(detail::repair_text("\x80\x80 x \xf0\x9f")));
 }
