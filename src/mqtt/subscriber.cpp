@@ -24,6 +24,7 @@
 
 #include "core/log.hpp"
 #include "mqtt/codec.hpp"
+#include "mqtt/transport.hpp"
 
 namespace ts::mqtt {
 namespace {
@@ -183,31 +184,11 @@ struct Subscriber::Impl {
   }
 
   void configure_tls() {
-    tls_ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    if (!opt.tls) return;
-    auto load = [](const char* what, const std::string& path, auto&& fn) {
-      error_code ec;
-      fn(ec);
-      if (ec)
-        throw std::runtime_error(std::string("mqtt subscriber ") + what + " " + path + ": " +
-                                 ec.message());
-    };
-    tls_ctx.set_verify_mode(ssl::verify_peer);
-    if (opt.ca_file.empty()) {
-      load("system CA store", "", [&](error_code& ec) { tls_ctx.set_default_verify_paths(ec); });
-    } else {
-      load("CA file", opt.ca_file,
-           [&](error_code& ec) { tls_ctx.load_verify_file(opt.ca_file, ec); });
-    }
-    if (!opt.cert_file.empty()) {
-      load("certificate file", opt.cert_file,
-           [&](error_code& ec) { tls_ctx.use_certificate_chain_file(opt.cert_file, ec); });
-      const std::string& key = opt.key_file.empty() ? opt.cert_file : opt.key_file;
-      load("key file", key,
-           [&](error_code& ec) { tls_ctx.use_private_key_file(key, ssl::context::pem, ec); });
-    }
+    mqtt::configure_client_tls(
+        tls_ctx, {.tls = opt.tls, .ca_file = opt.ca_file, .cert_file = opt.cert_file, .key_file = opt.key_file},
+        "mqtt subscriber");
   }
+
 
   // ---- state helpers ------------------------------------------------------------------------
 
@@ -237,19 +218,11 @@ struct Subscriber::Impl {
 
   template <class Buffers>
   asio::awaitable<std::size_t> write(const Buffers& buffers, error_code& ec) {
-    if (opt.tls)
-      co_return co_await asio::async_write(*stream, buffers,
-                                           asio::redirect_error(asio::use_awaitable, ec));
-    co_return co_await asio::async_write(stream->next_layer(), buffers,
-                                         asio::redirect_error(asio::use_awaitable, ec));
+    return mqtt::write(*stream, opt.tls, buffers, ec);
   }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, error_code& ec) {
-    if (opt.tls)
-      co_return co_await stream->async_read_some(buffer,
-                                                 asio::redirect_error(asio::use_awaitable, ec));
-    co_return co_await stream->next_layer().async_read_some(
-        buffer, asio::redirect_error(asio::use_awaitable, ec));
+    return mqtt::read_some(*stream, opt.tls, buffer, ec);
   }
 
   void close_socket(error_code reason) {
