@@ -27,6 +27,13 @@ std::size_t size_param(const Request& r, std::string_view name, std::size_t fall
   return n;
 }
 
+/// A non-empty `name` query parameter, if given.
+std::optional<std::string_view> optional_param(const Request& r, std::string_view name) {
+  auto v = r.query(name);
+  if (!v || v->empty()) return std::nullopt;
+  return v;
+}
+
 std::optional<signal::Timestamp> time_param(const Request& r, std::string_view name) {
   auto v = r.query(name);
   if (!v || v->empty()) return std::nullopt;
@@ -206,39 +213,24 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
            return http::json_response(200, out + "}");
          },
          blocking);
-  rt.get("/api/v1/vehicles/{vin}/alerts",
-         [&s](const Request& r) {
-           auto vin = registered_vin(s, r);
-           return list_response(stored(s.db.list_alerts(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
-                                                        size_param(r, "offset", 0, 0, SIZE_MAX)),
-                                       "alerts"),
-                                alert_json);
-         },
-         blocking);
-  rt.get("/api/v1/vehicles/{vin}/connectivity",
-         [&s](const Request& r) {
-           auto vin = registered_vin(s, r);
-           return list_response(
-               stored(s.db.list_connectivity(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
+  // Paged per-vehicle event lists, newest first.
+  auto vehicle_list = [&](std::string_view what, auto list, auto to_json) {
+    rt.get("/api/v1/vehicles/{vin}/" + std::string(what),
+           [&s, what = std::string(what), list, to_json](const Request& r) {
+             auto vin = registered_vin(s, r);
+             auto rows = stored((s.db.*list)(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
                                              size_param(r, "offset", 0, 0, SIZE_MAX)),
-                      "connectivity"),
-               connectivity_json);
-         },
-         blocking);
-  rt.get("/api/v1/vehicles/{vin}/errors",
-         [&s](const Request& r) {
-           auto vin = registered_vin(s, r);
-           return list_response(
-               stored(s.db.list_vehicle_errors(vin, size_param(r, "limit", 100, 1, storage::kMaxLimit),
-                                               size_param(r, "offset", 0, 0, SIZE_MAX)),
-                      "vehicle errors"),
-               vehicle_error_json);
-         },
-         blocking);
+                                what);
+             return list_response(rows, to_json);
+           },
+           blocking);
+  };
+  vehicle_list("alerts", &storage::Database::list_alerts, alert_json);
+  vehicle_list("connectivity", &storage::Database::list_connectivity, connectivity_json);
+  vehicle_list("errors", &storage::Database::list_vehicle_errors, vehicle_error_json);
   rt.get("/api/v1/dead-letters",
          [&s](const Request& r) {
-           std::optional<std::string_view> vin;
-           if (auto v = r.query("vin"); v && !v->empty()) vin = *v;
+           auto vin = optional_param(r, "vin");
            auto rows = stored(s.db.list_dead_letters(size_param(r, "offset", 0, 0, SIZE_MAX),
                                                      size_param(r, "limit", 100, 1, storage::kMaxLimit), vin),
                               "dead letters");
@@ -261,8 +253,7 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
   // ---- Tesla diagnostics ----
   rt.get("/api/v1/tesla/fleet-telemetry/errors",
          [&s](const Request& r) {
-           std::optional<std::string_view> vin;
-           if (auto v = r.query("vin"); v && !v->empty()) vin = *v;
+           auto vin = optional_param(r, "vin");
            return list_response(
                stored(s.db.list_fleet_errors(vin, size_param(r, "limit", 100, 1, 500),
                                              size_param(r, "offset", 0, 0, SIZE_MAX)),
