@@ -1,5 +1,7 @@
 #include "auth.hpp"
 
+#include "core/file.hpp"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -101,20 +103,7 @@ std::size_t TokenAuth::size() const {
 }
 
 void write_secret_file(const std::filesystem::path& path, std::string_view token) {
-  auto tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  }
-  std::string text(token);
-  text += '\n';
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
-  }
+  core::write_file_atomically(path, std::string(token) + '\n', 0600);
 }
 
 }  // namespace ts::api

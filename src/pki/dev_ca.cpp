@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "pki/certificate.hpp"
+#include "core/file.hpp"
 #include "pki/openssl.hpp"
 
 namespace ts::pki {
@@ -37,31 +38,8 @@ constexpr std::chrono::hours kBackdate{1};  // tolerate clock skew between machi
   throw std::runtime_error(path.string() + ": " + what);
 }
 
-// Writes `content` to `path` with `mode` via a temporary file and rename, so a crash never
-// leaves a half-written key or certificate under the final name.
 void write_file(const fs::path& path, const std::string& content, mode_t mode) {
-  const fs::path tmp = fs::path(path).concat(".tmp");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) fail(tmp, std::strerror(errno));
-  // open() applies the umask and leaves an existing file's mode alone: set it explicitly.
-  if (::fchmod(fd, mode) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail(tmp, std::strerror(err));
-  }
-  std::size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      fail(tmp, std::strerror(err));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0) fail(tmp, std::strerror(errno));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, std::strerror(errno));
+  core::write_file_atomically(path, content, mode);
 }
 
 void write_key(const fs::path& path, EVP_PKEY* key) {

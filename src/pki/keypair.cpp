@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/file.hpp"
 #include "pki/openssl.hpp"
 
 namespace ts::pki {
@@ -100,35 +101,8 @@ std::string public_pem(EVP_PKEY* key) {
   throw std::runtime_error(path.string() + ": " + what);
 }
 
-// Writes through `<path>.tmp` and a rename, so a crash never leaves half a key under the name.
 void write_file(const fs::path& path, const std::string& content, mode_t mode) {
-  const fs::path tmp = fs::path(path).concat(".tmp");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) fail(tmp, std::strerror(errno));
-  // open() applies the umask and keeps an existing file's mode: set the mode explicitly.
-  if (::fchmod(fd, mode) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail(tmp, std::strerror(err));
-  }
-  std::size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      fail(tmp, std::strerror(err));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail(tmp, std::strerror(err));
-  }
-  if (::close(fd) != 0) fail(tmp, std::strerror(errno));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, std::strerror(errno));
+  core::write_file_atomically(path, content, mode);
 }
 
 void refuse_existing(const fs::path& path) {
