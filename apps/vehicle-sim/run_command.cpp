@@ -82,6 +82,10 @@ void register_run(CLI::App& app) {
   cmd->add_option("--duration", cfg.duration_s,
                   "seconds from the first connection until the vehicles stop sending and close")
       ->capture_default_str();
+  cmd->add_option("--warmup", cfg.warmup_s,
+                  "seconds from the first connection whose records are sent and counted but not "
+                  "timed (keeps the connect ramp out of the ack percentiles)")
+      ->capture_default_str();
   cmd->add_flag("--idle", cfg.idle, "connect and hold the connections open without sending");
   cmd->add_option("--datums", cfg.datums,
                   "datums per V record (20 ~ a 290-byte protobuf, the benchmark shape)")

@@ -4,7 +4,8 @@
 #
 #   bench/load/run.sh SCENARIO [VEHICLES] [RATE] [DURATION]
 #     rate      VEHICLES vehicles at RATE Hz (default 1000 x 1 Hz, 30 s): records/s, server CPU,
-#               RSS per connection, ack p50/p99
+#               RSS per connection, ack p50/p99 (latencies of the first WARMUP seconds, default
+#               10, are not counted: that is the connect ramp and its TLS handshakes)
 #     closed    VEHICLES vehicles in closed loop (ack-paced, default 200, 20 s): records per server
 #               CPU-second
 #     idle      VEHICLES idle connections (default 10000, 30 s): server RSS per connection
@@ -16,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SCENARIO=${1:?usage: bench/load/run.sh rate|closed|idle [VEHICLES] [RATE] [DURATION]}
 case "$SCENARIO" in
-  rate)   VEHICLES=${2:-1000}; RATE=${3:-1}; DURATION=${4:-30}; SIM_MODE=(--rate "$RATE") ;;
+  rate)   VEHICLES=${2:-1000}; RATE=${3:-1}; DURATION=${4:-30}
+          SIM_MODE=(--rate "$RATE" --warmup "${WARMUP:-10}") ;;
   closed) VEHICLES=${2:-200};  RATE=0;       DURATION=${4:-20}; SIM_MODE=(--rate 0) ;;
   idle)   VEHICLES=${2:-10000}; RATE=0;      DURATION=${4:-30}; SIM_MODE=(--idle) ;;
   *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;

@@ -4,27 +4,15 @@
 // unknown VINs and undecodable payloads land in dead letters, every endpoint but the three
 // public ones needs a token, and the public-key endpoint never serves a private key.
 #include <gtest/gtest.h>
-#include <mosquitto.h>
 
-#include <boost/json.hpp>
+#include <csignal>
 
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <memory>
-#include <set>
-
-#include "pki/dev_ca.hpp"
-#include "signal/signal.hpp"
+#include "api_pipeline.hpp"
 #include "pki/keypair.hpp"
-#include "support/http_client.hpp"
-#include "support/mosquitto_broker.hpp"
-#include "support/mqtt_collector.hpp"
+#include "signal/signal.hpp"
 #include "support/ports.hpp"
 #include "support/postgres_server.hpp"
-#include "support/process.hpp"
 #include "support/redis_server.hpp"
-#include "support/temp_dir.hpp"
 #include "support/wait_for.hpp"
 
 namespace ts::integration {
@@ -33,209 +21,6 @@ namespace {
 using namespace std::chrono_literals;
 using testsupport::http_request;
 using testsupport::wait_for;
-
-constexpr const char* kRegistered = "5YJ3E1EA7KF000101";
-constexpr const char* kUnregistered = "5YJ3E1EA7KF000102";
-constexpr const char* kToken = "tsk_e2e-test-token-0123456789abcdef";
-
-testsupport::Headers auth() { return {{"Authorization", std::string("Bearer ") + kToken}}; }
-
-boost::json::value json_of(const testsupport::HttpResponse& r) {
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r.body, ec);
-  EXPECT_FALSE(ec) << r.status << " " << r.body;
-  return v;
-}
-
-struct ApiOptions {
-  std::string database_url;
-  std::string redis_url;
-  std::string public_key_file;
-};
-
-/// Mosquitto (configured for ack-after-durable), telemetry-server (QoS 1, event-time envelope)
-/// and teslasync-api, all on 127.0.0.1.
-class Pipeline {
- public:
-  explicit Pipeline(ApiOptions api = {}) : api_options_(std::move(api)) {
-    pki::write_dev_ca({.out_dir = dir_.file("certs"), .vins = {kRegistered, kUnregistered}});
-    broker_ = std::make_unique<testsupport::MosquittoBroker>(testsupport::MosquittoOptions{
-        .extra_config = {"max_inflight_messages 0", "max_queued_messages 1000000"}});
-    start_server();
-    start_api();
-  }
-  ~Pipeline() {
-    if (api_ && api_->running()) api_->terminate(10s);
-    if (server_ && server_->running()) server_->terminate(5s);
-  }
-
-  void start_server() {
-    server_port_ = testsupport::free_port();
-    const auto certs = dir_.file("certs").string();
-    std::string config = R"({"host": "127.0.0.1", "port": )" + std::to_string(server_port_) + R"(,
-      "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
-      "mqtt": {"broker": "127.0.0.1:)" + std::to_string(broker_->port()) + R"(", "client_id": "e2e-server",
-               "topic_base": "telemetry", "qos": 1, "event_time_envelope": true},
-      "tls": {"server_cert": ")" + certs + R"(/server.pem", "server_key": ")" + certs +
-                         R"(/server.key", "ca_file": ")" + certs + R"(/ca.pem"}})";
-    auto path = dir_.write_file("server.json", config);
-    server_ = std::make_unique<testsupport::Process>(testsupport::Process::start(
-        {.argv = {std::string(TS_BIN_DIR) + "/telemetry-server", "--config", path.string()},
-         .output_dir = dir_.path(), .append_output = true}));
-    auto up = wait_for([this] { return testsupport::tcp_connectable(server_port_); }, 20s,
-                       "telemetry-server listening");
-    ASSERT_TRUE(up) << server_->stderr_text();
-  }
-
-  void start_api() {
-    if (api_port_ == 0) api_port_ = testsupport::free_port();
-    std::vector<std::pair<std::string, std::string>> env = {
-        {"TESLASYNC_HTTP_ADDR", "127.0.0.1:" + std::to_string(api_port_)},
-        {"TESLASYNC_DATA_DIR", dir_.file("data").string()},
-        {"TESLASYNC_API_TOKEN", kToken},
-        {"TESLASYNC_VEHICLES", kRegistered},
-        {"FLEET_TELEMETRY_MQTT_BROKER", "127.0.0.1:" + std::to_string(broker_->port())},
-        {"FLEET_TELEMETRY_MQTT_CLIENT_ID", "e2e-api"},
-        {"FLEET_TELEMETRY_BATCH_MS", "20"},
-        {"TESLASYNC_SSE_HEARTBEAT", "1s"},
-        {"DATABASE_URL", api_options_.database_url},
-        {"REDIS_URL", api_options_.redis_url},
-        {"TESLA_PUBLIC_KEY_FILE", api_options_.public_key_file}};
-    api_ = std::make_unique<testsupport::Process>(testsupport::Process::start(
-        {.argv = {std::string(TS_BIN_DIR) + "/teslasync-api"}, .env = env,
-         .output_dir = dir_.path(), .append_output = true}));
-    auto ready = wait_for(
-        [this] { return http_request(api_port_, "GET", "/readyz", {}, {}, 2s).status == 200; }, 30s,
-        "teslasync-api ready");
-    ASSERT_TRUE(ready) << api_->stderr_text();
-  }
-
-  /// Runs vehicle-sim against the server; returns its JSON report.
-  boost::json::value drive(int vehicles, double rate, int seconds) {
-    auto sim = testsupport::Process::start(
-        {.argv = {std::string(TS_BIN_DIR) + "/vehicle-sim", "run", "--server",
-                  "127.0.0.1:" + std::to_string(server_port_), "--certs", dir_.file("certs").string(),
-                  "--vehicles", std::to_string(vehicles), "--rate", std::to_string(rate),
-                  "--duration", std::to_string(seconds)},
-         .output_dir = dir_.path(), .name = "vehicle-sim"});
-    auto code = sim.wait(std::chrono::seconds(seconds + 60));
-    EXPECT_EQ(code, 0) << sim.stderr_text();
-    boost::system::error_code ec;
-    auto report = boost::json::parse(sim.stdout_text(), ec);
-    EXPECT_FALSE(ec) << sim.stdout_text();
-    return report;
-  }
-
-  std::uint16_t api_port() const { return api_port_; }
-  testsupport::MosquittoBroker& broker() { return *broker_; }
-  testsupport::Process& api() { return *api_; }
-  const testsupport::TempDir& dir() const { return dir_; }
-
- private:
-  ApiOptions api_options_;
-  testsupport::TempDir dir_{"ts-api-e2e"};
-  std::unique_ptr<testsupport::MosquittoBroker> broker_;
-  std::unique_ptr<testsupport::Process> server_, api_;
-  std::uint16_t server_port_ = 0, api_port_ = 0;
-};
-
-/// The event time of L1's VehicleSpeed in a /state document, in µs.
-std::int64_t signal_ts_us(const boost::json::value& state) {
-  auto ts = signal::parse_time(state.at("signals").at("VehicleSpeed").at("ts").as_string());
-  EXPECT_TRUE(ts);
-  return ts.value_or(0);
-}
-
-/// Publishes QoS 1 messages with libmosquitto and waits (bounded) until the broker has
-/// acknowledged all of them.
-class Publisher {
- public:
-  explicit Publisher(std::uint16_t port) {
-    testsupport::init_mosquitto_lib();
-    m_ = mosquitto_new("e2e-publisher", true, this);
-    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
-      static_cast<Publisher*>(self)->acked_++;
-    });
-    EXPECT_EQ(mosquitto_connect(m_, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
-    mosquitto_max_inflight_messages_set(m_, 1000);
-    mosquitto_loop_start(m_);
-  }
-  ~Publisher() {
-    mosquitto_disconnect(m_);
-    mosquitto_loop_stop(m_, true);
-    mosquitto_destroy(m_);
-  }
-  void publish(const std::string& topic, const std::string& payload) {
-    ASSERT_EQ(mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
-                                payload.data(), 1, false),
-              MOSQ_ERR_SUCCESS);
-    ++sent_;
-  }
-  ::testing::AssertionResult all_acked() {
-    return wait_for([this] { return acked_.load() == sent_; }, 30s, "broker acknowledged every publish");
-  }
-
- private:
-  mosquitto* m_ = nullptr;
-  int sent_ = 0;
-  std::atomic<int> acked_{0};
-};
-
-std::size_t history_count(std::uint16_t port, const std::string& vin, const std::string& name,
-                          std::set<std::string>* duplicates = nullptr) {
-  std::set<std::string> seen;
-  std::size_t n = 0;
-  std::string cursor;
-  for (int page = 0; page < 1000; ++page) {
-    auto r = http_request(port, "GET",
-                          "/api/v1/vehicles/" + vin + "/signals?name=" + name + "&limit=10000" +
-                              (cursor.empty() ? "" : "&cursor=" + cursor),
-                          {}, auth(), 10s);
-    if (r.status != 200) return 0;
-    auto doc = json_of(r);
-    for (const auto& row : doc.at("signals").as_array()) {
-      ++n;
-      auto ts = std::string(row.at("ts").as_string());
-      if (!seen.insert(ts).second && duplicates) duplicates->insert(ts);
-    }
-    if (doc.at("next_cursor").is_null()) break;
-    cursor = std::string(doc.at("next_cursor").as_string());
-  }
-  return n;
-}
-
-/// All rows of one signal of one vehicle from signal_log, through the paged API.
-std::vector<boost::json::object> history(std::uint16_t port, const std::string& vin,
-                                         const std::string& name) {
-  std::vector<boost::json::object> rows;
-  std::string cursor;
-  for (int page = 0; page < 100; ++page) {
-    auto r = http_request(port, "GET",
-                          "/api/v1/vehicles/" + vin + "/signals?name=" + name + "&limit=500" +
-                              (cursor.empty() ? "" : "&cursor=" + cursor),
-                          {}, auth());
-    EXPECT_EQ(r.status, 200u) << r.body;
-    auto doc = json_of(r);
-    for (const auto& row : doc.at("signals").as_array()) rows.push_back(row.as_object());
-    const auto& next = doc.at("next_cursor");
-    if (next.is_null()) break;
-    cursor = std::string(next.as_string());
-  }
-  return rows;
-}
-
-/// (ts -> value JSON) of every signal_change of `name` for `vin` in an SSE event list.
-std::map<std::string, std::string> sse_changes(const std::vector<testsupport::SseEvent>& events,
-                                               const std::string& vin, const std::string& name) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : events) {
-    if (e.event != "signal_change") continue;
-    auto doc = boost::json::parse(e.data).as_object();
-    if (doc.at("vin").as_string() != vin || doc.at("name").as_string() != name) continue;
-    out[std::string(doc.at("ts").as_string())] = boost::json::serialize(doc.at("value"));
-  }
-  return out;
-}
 
 void expect_stream_matches_storage_and_state(Pipeline& p) {
   testsupport::SseClient sse(p.api_port(), "/api/v1/events", auth());
@@ -325,16 +110,13 @@ TEST(ApiEndToEnd, KilledApiLosesAndDuplicatesNothing) {
   constexpr int kMessages = 3000;
   const std::string topic = std::string("telemetry/") + kRegistered + "/v/Odometer";
   Publisher pub(p.broker().port());
-  auto envelope = [](int i) {
-    return "{\"value\":" + std::to_string(1000 + i) + ",\"ts\":\"" +
-           signal::format_time(1'700'000'000'000'000 + i * 1000) + "\"}";
-  };
-  for (int i = 0; i < kMessages / 2; ++i) pub.publish(topic, envelope(i));
+  auto odometer = [](int i) { return envelope(std::to_string(1000 + i), 1'700'000'000'000'000 + i * 1000); };
+  for (int i = 0; i < kMessages / 2; ++i) pub.publish(topic, odometer(i));
   ASSERT_TRUE(wait_for([&] { return history_count(p.api_port(), kRegistered, "Odometer") > 0; }, 30s,
                        "some messages durable"));
   ASSERT_EQ(::kill(p.api().pid(), SIGKILL), 0);
   ASSERT_TRUE(p.api().wait(10s).has_value());
-  for (int i = kMessages / 2; i < kMessages; ++i) pub.publish(topic, envelope(i));
+  for (int i = kMessages / 2; i < kMessages; ++i) pub.publish(topic, odometer(i));
   ASSERT_TRUE(pub.all_acked());
   p.start_api();
   std::set<std::string> duplicates;

@@ -155,6 +155,7 @@ FleetResult Fleet::run() {
   // Phase 2: the run.
   plan_.start = Clock::now();
   plan_.deadline = plan_.start + seconds(cfg.duration_s);
+  plan_.measure_from = plan_.start + seconds(cfg.warmup_s);
   std::size_t finished = 0;
   std::vector<std::thread> threads;
   threads.reserve(shards_.size());

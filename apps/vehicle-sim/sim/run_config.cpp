@@ -23,6 +23,8 @@ void RunConfig::validate() const {
           "must be 0 (closed loop) to 10000 records/s per vehicle");
   require(std::isfinite(duration_s) && duration_s > 0 && duration_s <= 7 * 86400.0, "--duration",
           "must be > 0 and at most a week");
+  require(std::isfinite(warmup_s) && warmup_s >= 0 && warmup_s < duration_s, "--warmup",
+          "must be >= 0 and shorter than --duration");
   require(std::isfinite(connect_rate) && connect_rate > 0, "--connect-rate", "must be > 0");
   require(threads >= 1 && threads <= 256, "--threads", "must be 1-256");
   require(datums >= 1 && datums <= field_catalogue().size(), "--datums",

@@ -21,6 +21,9 @@ struct RunConfig {
   std::size_t vehicles = 1;
   double rate_hz = 1.0;  ///< records per second per vehicle; 0 = closed loop
   double duration_s = 10.0;
+  /// Seconds from the first connection during which ack latencies are not recorded (the records
+  /// still count as sent and acked): keeps the connect ramp's TLS handshakes out of the tail.
+  double warmup_s = 0.0;
   bool idle = false;            ///< connect and hold, send nothing
   double connect_rate = 500.0;  ///< new connections per second, fleet-wide
   unsigned threads = 1;

@@ -36,6 +36,7 @@ struct RunPlan {
   std::string host_header;      ///< Host of the upgrade request: "host:port" ("[v6]:port")
   Clock::time_point start;      ///< vehicle i connects at start + i / connect_rate
   Clock::time_point deadline;   ///< start + duration: vehicles stop sending and close
+  Clock::time_point measure_from;  ///< start + warmup: acks of records sent earlier are not timed
   std::uint64_t run_nonce = 0;  ///< makes X-TXID differ between runs
   /// One client context per certificate in use (index = cert index), built before the clock
   /// starts; null where the certificate did not load, with the reason in tls_errors. Shared by

@@ -263,7 +263,7 @@ void Vehicle::on_reply(std::span<const std::uint8_t> bytes) {
   }
   if (reply->message_type == wire::kMessageTypeStreamAck && sent_at) {
     stats.acked.inc();
-    stats.ack_latency.record(Clock::now() - *sent_at);
+    if (*sent_at >= shard_.plan().measure_from) stats.ack_latency.record(Clock::now() - *sent_at);
   } else if (reply->message_type == wire::kMessageTypeStream) {
     stats.error_replies.inc();
     if (shard_.should_log_warning()) {

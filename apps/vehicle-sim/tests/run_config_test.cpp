@@ -53,6 +53,12 @@ TEST(RunConfig, OutOfRangeValuesNameTheirOption) {
   c.duration_s = 0;
   EXPECT_EQ(validation_error(c).rfind("--duration", 0), 0u);
   c = RunConfig{};
+  c.warmup_s = c.duration_s;
+  EXPECT_EQ(validation_error(c).rfind("--warmup", 0), 0u);
+  c = RunConfig{};
+  c.warmup_s = -1;
+  EXPECT_EQ(validation_error(c).rfind("--warmup", 0), 0u);
+  c = RunConfig{};
   c.connect_rate = 0;
   EXPECT_EQ(validation_error(c).rfind("--connect-rate", 0), 0u);
 }
