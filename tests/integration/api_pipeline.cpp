@@ -154,7 +154,7 @@ std::string envelope(const std::string& value_json, std::int64_t ts_us) {
 }
 
 std::size_t history_count(std::uint16_t port, const std::string& vin, const std::string& name,
-                          std::set<std::string>* duplicates = nullptr) {
+                          std::set<std::string>* duplicates) {
   std::set<std::string> seen;
   std::size_t n = 0;
   std::string cursor;

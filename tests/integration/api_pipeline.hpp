@@ -6,6 +6,8 @@
 ///
 /// Owner: one test; not thread-safe. Every process is stopped by the destructor; the broker and
 /// the API can be stopped and started again on the same ports to simulate outages.
+#include <gtest/gtest.h>
+
 #include <boost/json.hpp>
 
 #include <atomic>
