@@ -4,8 +4,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <iostream>
@@ -51,29 +49,10 @@ ts::dispatch::MqttOptions mqtt_options(const ts::server::MqttConfig& m) {
   return o;
 }
 
-double resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
-  return static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-}
-
-double cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return sec(u.ru_utime) + sec(u.ru_stime);
-}
-
 int run(const Config& config) {
   auto log = ts::log::get("server");
   ts::core::MetricsRegistry metrics;
-  const auto started = std::chrono::steady_clock::now();
-  metrics.callback_gauge("uptime_sec", "Seconds since start.", [started] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  });
-  metrics.callback_gauge("process_resident_memory_bytes", "Resident set size.", resident_bytes);
-  metrics.callback_gauge("process_cpu_seconds_total", "User and system CPU time.", cpu_seconds);
+  ts::core::register_process_metrics(metrics);
 
   // Dispatchers: one instance each, for those named in `records` (spec §8.1).
   std::map<Dispatcher, std::unique_ptr<ts::dispatch::Dispatcher>> dispatchers;

@@ -130,6 +130,7 @@ int run(const Config& config) {
   auto logger = log::get("api");
   std::filesystem::create_directories(config.data_dir);
   core::MetricsRegistry metrics;
+  core::register_process_metrics(metrics);
 
   // ---- storage ----
   auto opened = storage::open_database(config.database_url, config.data_dir, {.metrics = &metrics});
@@ -371,7 +372,11 @@ int run(const Config& config) {
     return s;
   };
   services.not_ready_reason = [&]() -> std::string {
-    if (subscriber && !subscriber->subscribed()) return "MQTT subscription not established";
+    // A resumed session delivers (a backlog first) before the SUBACK of our re-SUBSCRIBE.
+    if (subscriber && !subscriber->subscribed() && !subscriber->session_resumed()) {
+      return subscriber->connected() ? "MQTT subscription not established"
+                                     : "MQTT broker not connected";
+    }
     return {};
   };
 

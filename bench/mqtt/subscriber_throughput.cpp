@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "core/log.hpp"
-#include "dispatch/mqtt/mqtt_client.hpp"
+#include "flood.hpp"
 #include "mqtt/subscriber.hpp"
 #include "support/mosquitto_broker.hpp"
 
@@ -134,28 +134,12 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds lim
 
 // Queues `n` messages on the broker for the stopped subscriber's session.
 void preload(std::uint16_t port, std::size_t n) {
-  ts::dispatch::MqttClientOptions o;
-  o.port = port;
-  o.client_id = "bench-publisher";
-  ts::dispatch::MqttClient pub(o);
-  pub.start();
-  if (!wait_until([&] { return pub.connected(); }, 10s)) throw std::runtime_error("publisher");
-  std::atomic<std::size_t> ok{0}, failed{0};
   const std::string payload = R"({"value":1234.5,"ts":"2026-11-24T12:00:00.123456789Z"})";
-  for (std::size_t i = 0; i < n;) {
-    std::vector<ts::dispatch::MqttClient::Message> batch;
-    for (std::size_t k = 0; k < 1000 && i < n; ++k, ++i) {
-      batch.push_back({"telemetry/5YJ3E1EA7KF3" + std::to_string(10000 + i % 1000) +
-                           "/v/Field" + std::to_string(i % 50),
-                       payload, 1, false});
-    }
-    const std::size_t size = batch.size();
-    while (pub.unconfirmed() > 50'000) std::this_thread::sleep_for(1ms);
-    pub.publish_batch(std::move(batch), [&, size](bool r) { (r ? ok : failed) += size; });
-  }
-  if (!wait_until([&] { return ok + failed == n; }, 600s) || failed > 0)
-    throw std::runtime_error("preload: " + std::to_string(failed) + " messages failed");
-  pub.stop();
+  ts::bench::flood(port, n, [&](std::size_t i, std::string& topic, std::string& body) {
+    topic = "telemetry/5YJ3E1EA7KF3" + std::to_string(10000 + i % 1000) + "/v/Field" +
+            std::to_string(i % 50);
+    body = payload;
+  });
 }
 
 void run(const Case& c, std::size_t n, std::chrono::seconds limit) {

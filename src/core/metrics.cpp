@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
+#include <fstream>
 
 namespace ts::core {
 
@@ -103,6 +108,25 @@ std::string MetricsRegistry::render_prometheus() const {
   std::string out;
   for (auto& [_, b] : blocks) out += b;
   return out;
+}
+
+void register_process_metrics(MetricsRegistry& metrics) {
+  const auto started = std::chrono::steady_clock::now();
+  metrics.callback_gauge("uptime_sec", "Seconds since start.", [started] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  });
+  metrics.callback_gauge("process_resident_memory_bytes", "Resident set size.", [] {
+    std::ifstream statm("/proc/self/statm");
+    long pages_total = 0, pages_resident = 0;
+    statm >> pages_total >> pages_resident;
+    return static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  });
+  metrics.callback_gauge("process_cpu_seconds_total", "User and system CPU time.", [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return sec(u.ru_utime) + sec(u.ru_stime);
+  });
 }
 
 }  // namespace ts::core

@@ -109,6 +109,11 @@ class MetricsRegistry {
   std::map<std::string, Callback> callbacks_;
 };
 
+/// The process's own gauges, read at scrape time from /proc and getrusage:
+/// `process_resident_memory_bytes`, `process_cpu_seconds_total` and `uptime_sec` (since this
+/// call). Every server registers them once in main().
+void register_process_metrics(MetricsRegistry& metrics);
+
 /// Escapes a label value for the Prometheus text format.
 std::string prometheus_escape(const std::string& value);
 

@@ -102,6 +102,7 @@ struct Subscriber::Shared {
   SubscriberStats stats;
   std::atomic<bool> connected{false};
   std::atomic<bool> subscribed{false};
+  std::atomic<bool> session_resumed{false};  // connected, and the CONNACK said session present
   std::atomic<bool> read_paused{false};  // the reader is holding the next packet back
   std::atomic<bool> user_paused{false};  // pause() .. resume()
   std::atomic<std::size_t> unacked{0};
@@ -745,6 +746,7 @@ struct Subscriber::Impl {
       }
     }
     had_session = true;
+    sh.session_resumed.store(session_present);
     sh.connected.store(true);
     stats.connects.inc();
     log->info("connected to broker {}:{}{} as '{}' ({})", opt.host, opt.port,
@@ -758,6 +760,7 @@ struct Subscriber::Impl {
 
     // Tear down: stop the other tasks, wait for them, retire this connection's deliveries.
     sh.connected.store(false);
+    sh.session_resumed.store(false);
     sh.subscribed.store(false);
     session_up = false;
     close_socket(ec ? ec : make_error_code(errc::connection_lost));
@@ -917,6 +920,9 @@ void Subscriber::resume() {
 
 bool Subscriber::connected() const { return shared_->connected.load(std::memory_order_relaxed); }
 bool Subscriber::subscribed() const { return shared_->subscribed.load(std::memory_order_relaxed); }
+bool Subscriber::session_resumed() const {
+  return shared_->session_resumed.load(std::memory_order_relaxed);
+}
 bool Subscriber::paused() const {
   return shared_->user_paused.load(std::memory_order_relaxed) ||
          shared_->read_paused.load(std::memory_order_relaxed);

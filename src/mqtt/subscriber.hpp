@@ -203,6 +203,10 @@ class Subscriber {
   bool connected() const;
   /// True while every filter is granted on the current connection.
   bool subscribed() const;
+  /// True while connected on a session the broker kept (CONNACK "session present"): its
+  /// subscriptions are in force before our SUBSCRIBE is answered, which, behind a large backlog
+  /// of queued messages, can take a while.
+  bool session_resumed() const;
   /// True from pause() to resume(), and while unacked() >= max_unacked holds reading back.
   bool paused() const;
   /// Delivered QoS 1/2 messages whose token has not been acked (stale ones included).

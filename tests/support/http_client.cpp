@@ -145,7 +145,8 @@ HttpResponse http_request(std::uint16_t port, const std::string& method, const s
   return out;
 }
 
-SseClient::SseClient(std::uint16_t port, std::string target, Headers headers) {
+SseClient::SseClient(std::uint16_t port, std::string target, Headers headers, OnEvent on_event)
+    : on_event_(std::move(on_event)) {
   std::string error;
   fd_ = connect_loopback(port, error);
   if (fd_ < 0) {
@@ -203,6 +204,10 @@ void SseClient::run() {
       }
       if (!any) continue;
       if (ev.event.empty()) ev.event = "message";
+      if (on_event_) {
+        on_event_(std::move(ev));
+        continue;
+      }
       {
         std::lock_guard lock(mutex_);
         events_.push_back(std::move(ev));
@@ -237,6 +242,8 @@ void SseClient::run() {
       stream += raw.substr(chunk_pos);
       chunk_pos = raw.size();
     }
+    raw.erase(0, chunk_pos);  // keep only an incomplete chunk: long streams stay small
+    chunk_pos = 0;
     deliver();
   }
   {

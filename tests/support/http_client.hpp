@@ -38,8 +38,12 @@ struct SseEvent {
 
 class SseClient {
  public:
+  /// Called on the reader thread for each event instead of keeping it (events() stays empty):
+  /// for long streams, e.g. a benchmark timing every event.
+  using OnEvent = std::function<void(SseEvent&&)>;
+
   /// Connects and sends the request; the response status is available from status() once read.
-  SseClient(std::uint16_t port, std::string target, Headers headers = {});
+  SseClient(std::uint16_t port, std::string target, Headers headers = {}, OnEvent on_event = {});
   ~SseClient();  ///< closes the connection and joins the reader
   SseClient(const SseClient&) = delete;
   SseClient& operator=(const SseClient&) = delete;
@@ -59,6 +63,7 @@ class SseClient {
   unsigned status_ = 0;
   bool closed_ = false;
   std::vector<SseEvent> events_;
+  OnEvent on_event_;
   int fd_ = -1;
   std::thread reader_;
 };

@@ -364,10 +364,11 @@ void SignalGenerator::fill_payload(vd::Payload& out, std::size_t datums,
   out.clear_is_resend();
   auto since_epoch = created_at.time_since_epoch();
   auto secs = std::chrono::floor<std::chrono::seconds>(since_epoch);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - secs);
+  // Microseconds: the event time is what benchmarks time frame -> SSE latency against.
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(since_epoch - secs);
   auto* ts = out.mutable_created_at();
   ts->set_seconds(secs.count());
-  ts->set_nanos(static_cast<std::int32_t>(ms.count() * 1'000'000));
+  ts->set_nanos(static_cast<std::int32_t>(us.count() * 1'000));
 }
 
 void SignalGenerator::set_datum(vd::Datum& d, const FieldSpec& spec) const {

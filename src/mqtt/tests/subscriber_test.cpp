@@ -808,11 +808,15 @@ TEST(SubscriberPackets, ConnectsWithoutCleanSessionAndSubscribesAfterEveryConnac
             hex(subscribe_packet(1, {{"telemetry/+/v/+", 1}, {"telemetry/+/alerts", 1}})));
   broker.send(bytes({0x90, 4, 0, 1, 1, 1}));
   ASSERT_TRUE(wait_subscribed(sub));
+  EXPECT_FALSE(sub.session_resumed());  // the first CONNACK had no session
 
   broker.drop();  // connection lost; the next CONNACK says the session is there
   broker.accept(/*session_present=*/true);
   EXPECT_EQ(hex(broker.read()),
             hex(subscribe_packet(2, {{"telemetry/+/v/+", 1}, {"telemetry/+/alerts", 1}})));
+  // Before the SUBACK: not subscribed on this connection, but the broker's session is in force.
+  EXPECT_TRUE(wait_for([&] { return sub.session_resumed(); }, 10s, "session resumed"));
+  EXPECT_FALSE(sub.subscribed());
   broker.send(bytes({0x90, 4, 0, 2, 1, 1}));
   ASSERT_TRUE(wait_subscribed(sub, 2));
   EXPECT_EQ(sub.stats().connects.value(), 2u);
