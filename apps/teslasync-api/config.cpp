@@ -191,6 +191,16 @@ const Variable kVariables[] = {
      [](Config& c, std::string_view v) {
        return parse_duration_into(v, c.fallback_poll_interval, std::chrono::seconds(1));
      }},
+    {"FLEET_TELEMETRY_ASLEEP_BACKOFF", "5m",
+     "first wait before asking again about an asleep or offline car (never woken); doubled per "
+     "asleep answer up to 30m",
+     [](Config& c, std::string_view v) -> Error {
+       if (auto e = parse_duration_into(v, c.asleep_backoff, std::chrono::seconds(1))) return e;
+       if (c.asleep_backoff < std::chrono::seconds(1) || c.asleep_backoff > std::chrono::minutes(30)) {
+         return "must be 1s..30m";
+       }
+       return {};
+     }},
     {"FLEET_TELEMETRY_BATCH_MS", "100", "longest time a message waits for its batch (milliseconds or a duration)",
      [](Config& c, std::string_view v) -> Error {
        if (auto e = parse_duration_into(v, c.batch_window, std::chrono::milliseconds(1))) return e;

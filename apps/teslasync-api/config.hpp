@@ -49,6 +49,9 @@ struct Config {
   std::uint16_t telemetry_port = 4443;
   std::chrono::milliseconds stale_timeout{15 * 60 * 1000};
   std::chrono::milliseconds fallback_poll_interval{5 * 60 * 1000};  ///< 0 = no fallback polling
+  /// First wait before asking again about an asleep/offline car; doubled per asleep answer up
+  /// to 30 min (polling::ScheduleOptions::asleep_initial / asleep_max).
+  std::chrono::milliseconds asleep_backoff{5 * 60 * 1000};
   std::chrono::milliseconds batch_window{100};
   std::size_t batch_max_messages = 256;
   std::vector<std::string> vehicles;  ///< VINs registered at start (besides the database)

@@ -20,7 +20,7 @@ polling::VehicleData failure(const fleet_api::Error& e) {
       d.outcome.kind = polling::PollOutcome::Kind::Failed;
       break;
   }
-  d.error = e.message.empty() ? e.code.message() : e.code.message() + ": " + e.message;
+  d.error = e.describe();
   return d;
 }
 
@@ -65,8 +65,7 @@ std::string refresh_fleet_errors(Services& s) {
   if (!s.fleet) return "TESLA_FLEET_API_BASE_URL is not set";
   auto errors = s.fleet->partner_telemetry_errors();
   if (!errors) {
-    return "Tesla fleet_telemetry_errors: " + errors.error().code.message() + " " +
-           errors.error().message;
+    return "Tesla fleet_telemetry_errors: " + errors.error().describe();
   }
   const auto now = signal::now();
   std::vector<storage::FleetError> rows;
@@ -88,8 +87,7 @@ std::string refresh_error_vins(Services& s) {
   if (!s.fleet) return "TESLA_FLEET_API_BASE_URL is not set";
   auto vins = s.fleet->partner_telemetry_error_vins();
   if (!vins) {
-    return "Tesla fleet_telemetry_error_vins: " + vins.error().code.message() + " " +
-           vins.error().message;
+    return "Tesla fleet_telemetry_error_vins: " + vins.error().describe();
   }
   if (auto r = s.db.replace_error_vins(*vins, signal::now()); !r) {
     return "storing error VINs: " + r.error().message();

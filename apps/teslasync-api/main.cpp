@@ -225,7 +225,8 @@ int run(const Config& config) {
             .telemetry_enabled = config.telemetry_enabled,
             .stale_timeout = std::chrono::duration_cast<polling::Duration>(config.stale_timeout),
             .fallback_interval =
-                std::chrono::duration_cast<polling::Duration>(config.fallback_poll_interval)},
+                std::chrono::duration_cast<polling::Duration>(config.fallback_poll_interval),
+            .asleep_initial = std::chrono::duration_cast<polling::Duration>(config.asleep_backoff)},
         *source,
         polling::PollerHooks{
             .vehicles = [&vins] { return vins.list(); },

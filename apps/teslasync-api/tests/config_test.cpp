@@ -32,6 +32,7 @@ TEST(Config, EmbeddedDefaultsNeedNoVariable) {
   EXPECT_EQ(c.topic_base, "telemetry");
   EXPECT_EQ(c.stale_timeout, 15min);
   EXPECT_EQ(c.fallback_poll_interval, 5min);
+  EXPECT_EQ(c.asleep_backoff, 5min);
   EXPECT_EQ(c.batch_window, 100ms);
   EXPECT_EQ(c.batch_max_messages, 256u);
 }
@@ -41,6 +42,7 @@ TEST(Config, ParsesTheContractVariables) {
                  {"FLEET_TELEMETRY_MQTT_BROKER", "mqtts://broker.example:8884"},
                  {"FLEET_TELEMETRY_STALE_TIMEOUT", "1h30m"},
                  {"FLEET_TELEMETRY_FALLBACK_POLL_INTERVAL", "0"},
+                 {"FLEET_TELEMETRY_ASLEEP_BACKOFF", "10s"},
                  {"FLEET_TELEMETRY_BATCH_MS", "250"},
                  {"TESLASYNC_VEHICLES", " VIN1, VIN2 ,,"},
                  {"FLEET_TELEMETRY_ENABLED", "false"}});
@@ -51,6 +53,7 @@ TEST(Config, ParsesTheContractVariables) {
   EXPECT_EQ(c.mqtt_port, 8884);
   EXPECT_EQ(c.stale_timeout, 90min);
   EXPECT_EQ(c.fallback_poll_interval, 0ms);
+  EXPECT_EQ(c.asleep_backoff, 10s);
   EXPECT_EQ(c.batch_window, 250ms);
   EXPECT_EQ(c.vehicles, (std::vector<std::string>{"VIN1", "VIN2"}));
   EXPECT_FALSE(c.telemetry_enabled);
@@ -69,6 +72,10 @@ TEST(Config, InvalidValuesNameTheVariable) {
             "FLEET_TELEMETRY_BATCH_MAX_MESSAGES=\"lots\": must be an integer in 1..1000000");
   EXPECT_NE(error_of({{"FLEET_TELEMETRY_STALE_TIMEOUT", "15 minutes"}}).find("FLEET_TELEMETRY_STALE_TIMEOUT"),
             std::string::npos);
+  EXPECT_EQ(error_of({{"FLEET_TELEMETRY_ASLEEP_BACKOFF", "0"}}),
+            "FLEET_TELEMETRY_ASLEEP_BACKOFF=\"0\": must be 1s..30m");
+  EXPECT_EQ(error_of({{"FLEET_TELEMETRY_ASLEEP_BACKOFF", "1h"}}),
+            "FLEET_TELEMETRY_ASLEEP_BACKOFF=\"1h\": must be 1s..30m");
   EXPECT_NE(error_of({{"TESLASYNC_HTTP_ADDR", "host:99999"}}).find("TESLASYNC_HTTP_ADDR"),
             std::string::npos);
   EXPECT_NE(error_of({{"TESLASYNC_API_TOKEN", "short"}}).find("at least 16"), std::string::npos);
