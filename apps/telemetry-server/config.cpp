@@ -646,6 +646,14 @@ const std::vector<KeySpec>& key_table() {
             "reference's payload and the record's `created_at` (RFC 3339 UTC, 0/3/6/9 fraction "
             "digits; the receive time when the record has none); alerts, errors and connectivity "
             "are unchanged; false = the reference's format"),
+        key<&Config::mqtt, &MqttConfig::record_message>(
+            "mqtt.record_message", O::Extension,
+            "publish each V record as ONE message on `<topic_base>/<VIN>/v`: "
+            "`{\"ts\":\"<time>\",\"data\":{\"<Field>\":<value>,…}}` (time as with "
+            "`mqtt.event_time_envelope`), instead of one `v/<Field>` message per datum: ~20x "
+            "fewer messages for the broker and subscribers that read whole records "
+            "(teslasync-api); alerts, errors and connectivity are unchanged; false = the "
+            "reference's format"),
         custom("kafka", O::Reference, "object: property → string, number or bool", "—",
                "librdkafka properties (spec §8.2); numbers are truncated to integers, booleans "
                "become `\"true\"`/`\"false\"`",

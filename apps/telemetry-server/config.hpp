@@ -119,6 +119,8 @@ struct MqttConfig {
   std::string key_file;
   /// V field messages as {"value":<value>,"ts":"<created_at>"} (pipeline::MqttFormatOptions).
   bool event_time_envelope = false;
+  /// One message per V record on <base>/<VIN>/v (pipeline::MqttFormatOptions::record_message).
+  bool record_message = false;
 };
 
 /// Upper bound of `workers` and `--workers`.

@@ -41,6 +41,7 @@ ts::dispatch::MqttOptions mqtt_options(const ts::server::MqttConfig& m) {
   o.qos = m.qos;
   o.retained = m.retained;
   o.event_time_envelope = m.event_time_envelope;
+  o.record_message = m.record_message;
   o.connect_timeout = m.connect_timeout;
   o.publish_timeout = m.publish_timeout;
   o.disconnect_timeout = m.disconnect_timeout;

@@ -22,6 +22,7 @@ struct DecodeOptions {
   std::string client_type = "vehicle_device";
   std::vector<std::string> records = {"V", "alerts", "errors", "connectivity"};
   bool event_time_envelope = false;
+  bool record_message = false;
   std::string frame_path;
 };
 
@@ -88,7 +89,9 @@ int run_decode(const DecodeOptions& opt) {
   }
   auto batch = ts::pipeline::format_mqtt(
       outcome.record,
-      {.topic_base = opt.topic_base, .event_time_envelope = opt.event_time_envelope});
+      {.topic_base = opt.topic_base,
+       .event_time_envelope = opt.event_time_envelope,
+       .record_message = opt.record_message});
   if (batch.error == ts::pipeline::MqttFormatError::NonFiniteNumber) {
     std::cerr << "acknowledged, nothing published: a NaN or infinite value cannot be encoded\n";
   }
@@ -128,6 +131,9 @@ void register_decode(CLI::App& app) {
   cmd->add_flag("--event-time-envelope", opt->event_time_envelope,
                 "as with mqtt.event_time_envelope: V messages as {\"value\":...,\"ts\":...}, ts "
                 "= the record's created_at (or now, when it has none)");
+  cmd->add_flag("--record-message", opt->record_message,
+                "as with mqtt.record_message: a V record as one message on <base>/<VIN>/v, "
+                "{\"ts\":...,\"data\":{\"<Field>\":...}}");
   cmd->add_option("frame", opt->frame_path, "file holding one binary WebSocket message")
       ->required();
   cmd->callback([opt] { exit_code() = run_decode(*opt); });

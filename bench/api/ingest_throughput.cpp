@@ -16,7 +16,10 @@
 // API's CPU time (datums per API CPU-second) and its RSS, i.e. L1 holding V vehicles x 20 signals.
 //
 //   build/bench/api_ingest_throughput [--mode backlog|live] [--messages N] [--vehicles V]
-//       [--postgres] [--batch-ms MS] [--batch-max N] [--seconds S] [--trace]
+//       [--postgres] [--batch-ms MS] [--batch-max N] [--seconds S] [--record-messages] [--trace]
+//
+// --record-messages: each message is a whole record of the 20 fields on `telemetry/<VIN>/v`, as
+// telemetry-server publishes with `mqtt.record_message` (N messages = 20 N datums).
 //
 // Prints one JSON line.
 #include <sys/resource.h>
@@ -72,11 +75,8 @@ std::string vin_of(std::size_t v) {
   return "5YJ3E1EA7KF" + std::string(6 - digits.size(), '0') + digits;
 }
 
-void make_message(std::size_t i, std::size_t vehicles, std::string& topic, std::string& payload) {
-  const std::size_t field = i % kFieldCount;
-  const std::size_t vehicle = (i / kFieldCount) % vehicles;
-  const std::size_t round = i / (kFieldCount * vehicles);
-  topic = "telemetry/" + vin_of(vehicle) + "/v/" + kFields[field].name;
+/// The JSON of datum `i` (field i % 20 of some record) in its field's shape.
+std::string value_json(std::size_t i, std::size_t field, std::size_t round) {
   std::string value;
   switch (kFields[field].kind[0]) {
     case 'n': value = std::to_string(static_cast<double>(i % 100000) / 10.0); break;
@@ -87,10 +87,35 @@ void make_message(std::size_t i, std::size_t vehicles, std::string& topic, std::
       value = "{\"latitude\":37." + std::to_string(100000 + i % 900000) +
               ",\"longitude\":-122." + std::to_string(100000 + i % 900000) + "}";
   }
-  // One event time per record round, 1 s apart: every (VIN, field, ts) is distinct.
-  const std::int64_t ts_us = 1'790'000'000'000'000 + static_cast<std::int64_t>(round) * 1'000'000 +
-                             static_cast<std::int64_t>(vehicle);
-  payload = "{\"value\":" + value + ",\"ts\":\"" + ts::signal::format_time(ts_us) + "\"}";
+  return value;
+}
+
+/// One event time per record round, 1 s apart: every (VIN, field, ts) is distinct.
+std::string event_time(std::size_t vehicle, std::size_t round) {
+  return ts::signal::format_time(1'790'000'000'000'000 + static_cast<std::int64_t>(round) * 1'000'000 +
+                                 static_cast<std::int64_t>(vehicle));
+}
+
+/// Datum `i` as a v/<Field> message with the event-time envelope.
+void make_field_message(std::size_t i, std::size_t vehicles, std::string& topic, std::string& payload) {
+  const std::size_t field = i % kFieldCount;
+  const std::size_t vehicle = (i / kFieldCount) % vehicles;
+  const std::size_t round = i / (kFieldCount * vehicles);
+  topic = "telemetry/" + vin_of(vehicle) + "/v/" + kFields[field].name;
+  payload = "{\"value\":" + value_json(i, field, round) + ",\"ts\":\"" + event_time(vehicle, round) + "\"}";
+}
+
+/// Record `r` (datums 20r .. 20r+19) as one record message (mqtt.record_message).
+void make_record_message(std::size_t r, std::size_t vehicles, std::string& topic, std::string& payload) {
+  const std::size_t vehicle = r % vehicles;
+  const std::size_t round = r / vehicles;
+  topic = "telemetry/" + vin_of(vehicle) + "/v";
+  payload = "{\"ts\":\"" + event_time(vehicle, round) + "\",\"data\":{";
+  for (std::size_t field = 0; field < kFieldCount; ++field) {
+    if (field) payload += ',';
+    payload += std::string("\"") + kFields[field].name + "\":" + value_json(r * kFieldCount + field, field, round);
+  }
+  payload += "}}";
 }
 
 /// One sample of the API's /metrics.
@@ -131,6 +156,7 @@ struct Options {
   std::string batch_ms = "50";
   std::string batch_max = "5000";
   std::chrono::seconds limit{600};
+  bool record_messages = false;  ///< one message per record of 20 datums (mqtt.record_message)
   bool trace = false;  ///< every sample on stderr
 };
 
@@ -195,8 +221,14 @@ int run(const Options& o) {
   if (o.postgres) pg = std::make_unique<ts_test::PostgresServer>(ts_test::PostgresServerOptions{.durable = true});
   Api api(o, dir, broker.port(), pg ? pg->url() : std::string());
   auto maker = [&](std::size_t i, std::string& topic, std::string& payload) {
-    make_message(i, o.vehicles, topic, payload);
+    if (o.record_messages) {
+      make_record_message(i, o.vehicles, topic, payload);
+    } else {
+      make_field_message(i, o.vehicles, topic, payload);
+    }
   };
+  // The rows to expect: one per datum.
+  const std::size_t datums = o.record_messages ? o.messages * kFieldCount : o.messages;
 
   // First start: migrations, the persistent session and its subscription, the vehicles.
   api.start();
@@ -238,7 +270,7 @@ int run(const Options& o) {
     }
     if (s->rows != last.rows) last_progress = Clock::now();
     last = *s;
-    if (last.rows - rows0 >= static_cast<double>(o.messages)) break;
+    if (last.rows - rows0 >= static_cast<double>(datums)) break;
     if (Clock::now() - last_progress > 30s) break;  // stalled: report what arrived
   }
   const auto done = Clock::now();
@@ -248,14 +280,15 @@ int run(const Options& o) {
   const double drain = first_row ? std::chrono::duration<double>(done - *first_row).count() : 0;
   const double cpu = last.cpu_s - cpu0;
   std::printf(
-      "{\"mode\":\"%s\",\"backend\":\"%s\",\"messages\":%zu,\"vehicles\":%zu,\"batch_ms\":%s,"
+      "{\"mode\":\"%s\",\"format\":\"%s\",\"backend\":\"%s\",\"messages\":%zu,\"datums\":%zu,\"vehicles\":%zu,\"batch_ms\":%s,"
       "\"batch_max\":%s,\"rows\":%.0f,\"duplicates\":%.0f,\"mqtt_disconnects\":%.0f,\"complete\":%s,\"publish_s\":%.2f,"
       "\"seconds\":%.2f,\"datums_per_s\":%.0f,\"first_to_last_row_s\":%.2f,"
       "\"datums_per_s_first_to_last\":%.0f,\"api_cpu_s\":%.2f,\"datums_per_api_cpu_s\":%.0f,"
       "\"api_rss_mib\":%.1f}\n",
-      o.mode.c_str(), o.postgres ? "postgresql" : "sqlite", o.messages, o.vehicles,
+      o.mode.c_str(), o.record_messages ? "record" : "field", o.postgres ? "postgresql" : "sqlite",
+      o.messages, datums, o.vehicles,
       o.batch_ms.c_str(), o.batch_max.c_str(), rows, last.duplicates, last.disconnects,
-      rows == static_cast<double>(o.messages) ? "true" : "false", publish_s, wall, rows / wall,
+      rows == static_cast<double>(datums) ? "true" : "false", publish_s, wall, rows / wall,
       drain, drain > 0 ? rows / drain : 0.0, cpu, cpu > 0 ? rows / cpu : 0.0, last.rss / 1048576.0);
   std::fflush(stdout);
   if (last.disconnects > 0) {
@@ -263,7 +296,7 @@ int run(const Options& o) {
     std::cerr << "the API lost its broker connection; its log ends with:\n" << tail(api.log())
               << "\nthe broker's log ends with:\n" << tail(broker.log_text()) << "\n";
   }
-  if (rows != static_cast<double>(o.messages)) {
+  if (rows != static_cast<double>(datums)) {
     auto text = api.log();
     auto m = ts_test::http_request(api.port(), "GET", "/metrics", {},
                                    {{"Authorization", std::string("Bearer ") + kToken}}, 5s);
@@ -290,6 +323,7 @@ int main(int argc, char** argv) {
       else if (a == "--vehicles") o.vehicles = std::stoull(next());
       else if (a == "--postgres") o.postgres = true;
       else if (a == "--trace") o.trace = true;
+      else if (a == "--record-messages") o.record_messages = true;
       else if (a == "--batch-ms") o.batch_ms = next();
       else if (a == "--batch-max") o.batch_max = next();
       else if (a == "--seconds") o.limit = std::chrono::seconds(std::stoll(next()));
@@ -299,7 +333,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       std::cerr << e.what() << "\nusage: " << argv[0]
                 << " [--mode backlog|live] [--messages N] [--vehicles V] [--postgres]"
-                   " [--batch-ms MS] [--batch-max N] [--seconds S] [--trace]\n";
+                   " [--batch-ms MS] [--batch-max N] [--seconds S] [--record-messages] [--trace]\n";
       return 2;
     }
   }

@@ -45,6 +45,19 @@ Disposition decode_message(std::string_view base, std::string_view topic, std::s
                              .value = std::move(d->value)});
       return Disposition::Signal;
     }
+    case TopicKind::Record: {
+      auto d = signal::decode_record_payload(payload);
+      if (!d) return dead_letter(out, topic, t.vin, undecodable(d.error()), payload, received_at);
+      for (auto& f : d->fields) {
+        out.signals.push_back({.vin = std::string(t.vin),
+                               .name = std::move(f.name),
+                               .ts = d->event_time,
+                               .received_at = received_at,
+                               .source = signal::Source::Stream,
+                               .value = std::move(f.value)});
+      }
+      return Disposition::Signal;
+    }
     case TopicKind::AlertCurrent:
     case TopicKind::AlertHistory: {
       auto alerts = parse_alerts(t.vin, t.name, payload,

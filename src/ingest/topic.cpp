@@ -17,6 +17,7 @@ Topic parse_topic(std::string_view base, std::string_view topic) noexcept {
     return Topic{kind, vin, name};
   };
   if (rest == "connectivity") return Topic{TopicKind::Connectivity, vin, {}};
+  if (rest == "v") return Topic{TopicKind::Record, vin, {}};
   if (rest.starts_with("v/")) {
     auto name = rest.substr(2);
     if (name.find('/') != std::string_view::npos) return out;
@@ -37,7 +38,7 @@ Topic parse_topic(std::string_view base, std::string_view topic) noexcept {
 
 std::vector<std::string> subscription_filters(std::string_view base) {
   std::string b(base);
-  return {b + "/+/v/+", b + "/+/alerts/#", b + "/+/errors/#", b + "/+/connectivity"};
+  return {b + "/+/v/+", b + "/+/v", b + "/+/alerts/#", b + "/+/errors/#", b + "/+/connectivity"};
 }
 
 }  // namespace ts::ingest

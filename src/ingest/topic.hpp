@@ -6,7 +6,7 @@
 
 namespace ts::ingest {
 
-enum class TopicKind { Signal, AlertCurrent, AlertHistory, Error, Connectivity, Unknown };
+enum class TopicKind { Signal, Record, AlertCurrent, AlertHistory, Error, Connectivity, Unknown };
 
 /// A topic split into its parts; views into the topic string.
 struct Topic {
@@ -17,6 +17,7 @@ struct Topic {
 
 /// Splits `topic` published under `base` (one or more levels, e.g. "telemetry" or "test/topic"):
 ///   <base>/<VIN>/v/<Field>                 Signal
+///   <base>/<VIN>/v                         Record (telemetry-server's mqtt.record_message)
 ///   <base>/<VIN>/alerts/<name>/current     AlertCurrent
 ///   <base>/<VIN>/alerts/<name>/history     AlertHistory
 ///   <base>/<VIN>/errors/<name…>            Error (the name may contain '/')

@@ -210,6 +210,53 @@ std::string event_time_suffix(const Record& r, const vd::Payload& p) {
   return out;
 }
 
+// mqtt.record_message: `<base>/<vin>/v` with {"ts":"<time>","data":{"<Field>":<value>,…}}.
+void format_record_message(MqttBatch& batch, const Record& r, const vd::Payload& p,
+                           std::span<const std::pair<int, int>> chosen,
+                           const MqttFormatOptions& options) {
+  // The envelope's end is `,"ts":"<time>"}`; here the time leads: `{"ts":"<time>"`.
+  std::string ts = event_time_suffix(r, p);
+  ts.pop_back();
+  ts[0] = '{';
+  MqttBatchWriter w(batch, options.topic_base.size() + r.vin.size() + 4 + ts.size() + 10 +
+                               chosen.size() * 48,
+                    1);
+  std::string& text = w.text();
+  w.begin_topic();
+  append_topic_prefix(text, options.topic_base, r.vin, "v");
+  w.begin_payload();
+  text += ts;
+  text += ",\"data\":{";
+  bool first = true;
+  for (const auto& [key, index] : chosen) {
+    const auto& datum = p.data(index);
+    if (!datum.has_value()) {
+      ++batch.datums_without_value;  // as in the per-field format
+      continue;
+    }
+    if (!first) text += ',';
+    first = false;
+    text += '"';
+    append_field_name(text, key);
+    text += "\":";
+    if (!append_mqtt_value(text, datum.value())) {
+      const int without_value = batch.datums_without_value;
+      batch = MqttBatch{};
+      batch.error = MqttFormatError::NonFiniteNumber;
+      batch.datums_without_value = without_value;
+      return;
+    }
+  }
+  if (first) {  // no datum with a value: nothing to publish, as per field
+    const int without_value = batch.datums_without_value;
+    batch = MqttBatch{};
+    batch.datums_without_value = without_value;
+    return;
+  }
+  text += "}}";
+  w.end_message();
+}
+
 void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p,
                          const MqttFormatOptions& options) {
   // One publish per distinct key; a later datum with the same key replaces an earlier one.
@@ -231,6 +278,10 @@ void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p
                           }).base();
   const std::span<const KeyIndex> chosen(first_kept, all.end());
 
+  if (options.record_message) {
+    format_record_message(batch, r, p, chosen, options);
+    return;
+  }
   const std::size_t prefix_size = options.topic_base.size() + r.vin.size() + 4;  // "/<vin>/v/"
   const std::string envelope_end =
       options.event_time_envelope ? event_time_suffix(r, p) : std::string();

@@ -59,6 +59,13 @@ struct MqttFormatOptions {
   /// frame's receive time (`Record::received_at_ms`) when the record has no `created_at`. Alerts,
   /// errors and connectivity messages are unchanged. Off: the reference's format, byte for byte.
   bool event_time_envelope = false;
+  /// Our extension `mqtt.record_message` (docs/compatibility.md): a V record becomes ONE message
+  /// on `<topic_base>/<VIN>/v` instead of one per field:
+  /// `{"ts":"<time>","data":{"<Field>":<the reference's payload>,…}}`, fields in key order, the
+  /// time as for event_time_envelope (which it implies). Twenty times fewer messages for the
+  /// broker and the subscribers; for consumers that read whole records (teslasync-api). Alerts,
+  /// errors and connectivity messages are unchanged.
+  bool record_message = false;
 };
 
 /// All messages of one record. A record either yields all its messages or, on a format error,

@@ -142,6 +142,7 @@ class ErrorCategory final : public boost::system::error_category {
       case Errc::not_json: return "payload is not JSON";
       case Errc::unsupported_value: return "JSON value matches no telemetry value type";
       case Errc::bad_event_time: return "envelope \"ts\" is missing or not RFC 3339";
+      case Errc::bad_record: return "record message is not {\"ts\":…,\"data\":{…}}";
     }
     return "unknown signal error";
   }
@@ -256,6 +257,29 @@ Result<Decoded> decode_mqtt_payload(std::string_view field, std::string_view pay
   auto value = from_json(field, *v);
   if (!value) return value.error();
   return Decoded{std::move(*value), std::nullopt};
+}
+
+Result<DecodedRecord> decode_record_payload(std::string_view payload) {
+  auto v = parse(payload);
+  if (!v) return v.error();
+  const auto* o = v->if_object();
+  if (!o) return make_error_code(Errc::bad_record);
+  const auto* ts = o->if_contains("ts");
+  if (!ts || !ts->is_string()) return make_error_code(Errc::bad_event_time);
+  auto t = parse_time(ts->get_string());
+  if (!t) return make_error_code(Errc::bad_event_time);
+  const auto* data = o->if_contains("data");
+  if (!data || !data->is_object() || data->get_object().empty() || o->size() != 2) {
+    return make_error_code(Errc::bad_record);
+  }
+  DecodedRecord out{.event_time = *t, .fields = {}};
+  out.fields.reserve(data->get_object().size());
+  for (const auto& [key, json] : data->get_object()) {
+    auto value = from_json(key, json);
+    if (!value) return value.error();
+    out.fields.push_back({std::string(key), std::move(*value)});
+  }
+  return out;
 }
 
 const boost::system::error_category& category() noexcept {

@@ -87,6 +87,23 @@ struct Decoded {
 /// Errors (Errc below): not JSON, an unsupported JSON shape, an envelope with a bad "ts".
 Result<Decoded> decode_mqtt_payload(std::string_view field, std::string_view payload);
 
+/// One field of a record message.
+struct DecodedField {
+  std::string name;
+  Value value;
+};
+
+/// The result of decoding one MQTT payload on `<base>/<VIN>/v` (mqtt.record_message).
+struct DecodedRecord {
+  Timestamp event_time = 0;
+  std::vector<DecodedField> fields;  ///< in the payload's order
+};
+
+/// Decodes a record message: {"ts":"<RFC 3339>","data":{"<Field>":<json>,…}}, each value as
+/// decode_mqtt_payload decodes a bare one. All or nothing: errors as decode_mqtt_payload's, plus
+/// bad_record (not that shape: "data" missing, not an object, empty, or other keys).
+Result<DecodedRecord> decode_record_payload(std::string_view payload);
+
 /// Decodes one bare JSON value as published for `field` (see decode_mqtt_payload).
 Result<Value> decode_json_value(std::string_view field, std::string_view json);
 
@@ -94,6 +111,7 @@ enum class Errc {
   not_json = 1,        ///< the payload is not a JSON document
   unsupported_value,   ///< JSON, but no value type of the protocol looks like it
   bad_event_time,      ///< envelope "ts" missing, not a string, or not RFC 3339
+  bad_record,          ///< a record message without a non-empty "data" object, or with other keys
 };
 const boost::system::error_category& category() noexcept;
 inline boost::system::error_code make_error_code(Errc e) noexcept {

@@ -83,6 +83,12 @@ TEST(ApiEndToEnd, SqliteStreamStateAndHistoryAgree) {
   expect_stream_matches_storage_and_state(p);
 }
 
+// telemetry-server's mqtt.record_message: one message per V record, the same rows and state.
+TEST(ApiEndToEnd, RecordMessagesGiveTheSameStreamStateAndHistory) {
+  Pipeline p({.record_message = true});
+  expect_stream_matches_storage_and_state(p);
+}
+
 TEST(ApiEndToEnd, PostgresAndRedisAgree) {
   testsupport::PostgresServer pg;
   testsupport::RedisServer redis;

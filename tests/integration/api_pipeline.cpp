@@ -44,7 +44,8 @@ void Pipeline::start_server() {
   std::string config = R"({"host": "127.0.0.1", "port": )" + std::to_string(server_port_) + R"(,
     "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
     "mqtt": {"broker": "127.0.0.1:)" + std::to_string(broker_->port()) + R"(", "client_id": "e2e-server",
-             "topic_base": "telemetry", "qos": 1, "event_time_envelope": true},
+             "topic_base": "telemetry", "qos": 1, "event_time_envelope": true,
+             "record_message": )" + std::string(api_options_.record_message ? "true" : "false") + R"(},
     "tls": {"server_cert": ")" + certs + R"(/server.pem", "server_key": ")" + certs +
                        R"(/server.key", "ca_file": ")" + certs + R"(/ca.pem"}})";
   auto path = dir_.write_file("server.json", config);

@@ -43,6 +43,8 @@ struct ApiOptions {
   std::string database_url;
   std::string redis_url;
   std::string public_key_file;
+  /// telemetry-server publishes each V record as one message (mqtt.record_message).
+  bool record_message = false;
   /// More environment for teslasync-api (appended; a later entry wins over the defaults).
   std::vector<std::pair<std::string, std::string>> extra_env;
 };

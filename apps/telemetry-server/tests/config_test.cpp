@@ -159,6 +159,7 @@ TEST_F(ConfigTest, MqttDefaultsAndZeroMeansDefault) {
   EXPECT_EQ(mqtt.cert_file, "");
   EXPECT_EQ(mqtt.key_file, "");
   EXPECT_FALSE(mqtt.event_time_envelope);
+  EXPECT_FALSE(mqtt.record_message);
 }
 
 TEST_F(ConfigTest, MqttExplicitValues) {
@@ -166,7 +167,7 @@ TEST_F(ConfigTest, MqttExplicitValues) {
       "client_id": "ft", "username": "u", "password": "p", "topic_base": "telemetry",
       "qos": 2, "retained": true, "connect_timeout_ms": 1000, "publish_timeout_ms": 200,
       "disconnect_timeout_ms": 5, "connect_retry_interval_ms": 700, "keep_alive_seconds": 9,
-      "event_time_envelope": true})"))
+      "event_time_envelope": true, "record_message": true})"))
                             .config;
   const MqttConfig& mqtt = *config.mqtt;
   EXPECT_EQ(mqtt.broker.url(), "tcp://broker:2883");
@@ -182,6 +183,7 @@ TEST_F(ConfigTest, MqttExplicitValues) {
   EXPECT_EQ(mqtt.connect_retry_interval, 700ms);
   EXPECT_EQ(mqtt.keep_alive, 9s);
   EXPECT_TRUE(mqtt.event_time_envelope);
+  EXPECT_TRUE(mqtt.record_message);
 }
 
 // The configuration the conformance vectors were recorded with

@@ -101,7 +101,9 @@ struct MqttDispatcher::State {
   template <class MakeDone>
   bool issue(const pipeline::Record& record, MakeDone&& make_done, bool& ok, std::size_t& count) {
     auto batch = pipeline::format_mqtt(
-        record, {.topic_base = opt.topic_base, .event_time_envelope = opt.event_time_envelope});
+        record, {.topic_base = opt.topic_base,
+                 .event_time_envelope = opt.event_time_envelope,
+                 .record_message = opt.record_message});
     const std::string& type = record.tx_type;
     if (batch.datums_without_value > 0)
       skipped_datums(type).inc(static_cast<std::uint64_t>(batch.datums_without_value));

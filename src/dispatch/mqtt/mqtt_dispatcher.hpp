@@ -28,6 +28,7 @@ struct MqttOptions {
   int qos = 0;
   bool retained = false;
   bool event_time_envelope = false;  ///< pipeline::MqttFormatOptions::event_time_envelope
+  bool record_message = false;       ///< pipeline::MqttFormatOptions::record_message
   std::chrono::milliseconds connect_timeout{30000};
   std::chrono::milliseconds publish_timeout{2500};
   std::chrono::milliseconds disconnect_timeout{250};

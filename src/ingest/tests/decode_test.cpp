@@ -26,6 +26,32 @@ TEST(DecodeMessage, EnvelopeSignalKeepsEventTime) {
   EXPECT_EQ(b.signals[0].received_at, 42);
 }
 
+TEST(DecodeMessage, RecordMessageIsOneSignalPerField) {
+  storage::Batch b;
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/v",
+                           R"({"ts":"1970-01-01T00:00:02Z","data":{"Soc":80,"Gear":"ShiftStateD"}})",
+                           42, kOnlyVin1, b),
+            Disposition::Signal);
+  ASSERT_EQ(b.signals.size(), 2u);
+  EXPECT_EQ(b.signals[0].vin, "VIN1");
+  EXPECT_EQ(b.signals[0].name, "Soc");
+  EXPECT_EQ(b.signals[1].name, "Gear");
+  for (const auto& s : b.signals) {
+    EXPECT_EQ(s.ts, 2'000'000);
+    EXPECT_EQ(s.received_at, 42);
+    EXPECT_EQ(s.source, signal::Source::Stream);
+  }
+  // One bad field makes the whole message a dead letter: nothing of it is half-stored.
+  storage::Batch bad;
+  EXPECT_EQ(decode_message("telemetry", "telemetry/VIN1/v",
+                           R"({"ts":"1970-01-01T00:00:02Z","data":{"Soc":80,"X":[1]}})", 42,
+                           kOnlyVin1, bad),
+            Disposition::DeadLetter);
+  EXPECT_TRUE(bad.signals.empty());
+  ASSERT_EQ(bad.dead_letters.size(), 1u);
+  EXPECT_EQ(bad.dead_letters[0].reason, "undecodable: JSON value matches no telemetry value type");
+}
+
 TEST(DecodeMessage, UnusableMessagesBecomeDeadLetters) {
   storage::Batch b;
   EXPECT_EQ(decode_message("telemetry", "telemetry/VIN2/v/Soc", "1", 1, kOnlyVin1, b),

@@ -19,6 +19,9 @@ TEST(ParseTopic, EveryPublishedKind) {
   EXPECT_EQ(t.kind, TopicKind::Error);
   EXPECT_EQ(t.name, "can/bus");
   EXPECT_EQ(parse_topic("telemetry", "telemetry/V/connectivity").kind, TopicKind::Connectivity);
+  t = parse_topic("telemetry", "telemetry/5YJ3E1EA7JF000000/v");
+  EXPECT_EQ(t.kind, TopicKind::Record);
+  EXPECT_EQ(t.vin, "5YJ3E1EA7JF000000");
 }
 
 TEST(ParseTopic, AnythingElseIsUnknown) {
@@ -32,7 +35,7 @@ TEST(ParseTopic, AnythingElseIsUnknown) {
 
 TEST(SubscriptionFilters, CoverEveryKind) {
   auto f = subscription_filters("telemetry");
-  EXPECT_EQ(f, (std::vector<std::string>{"telemetry/+/v/+", "telemetry/+/alerts/#",
+  EXPECT_EQ(f, (std::vector<std::string>{"telemetry/+/v/+", "telemetry/+/v", "telemetry/+/alerts/#",
                                          "telemetry/+/errors/#", "telemetry/+/connectivity"}));
 }
 

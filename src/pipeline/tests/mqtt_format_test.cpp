@@ -316,6 +316,74 @@ TEST(MqttEventTimeEnvelope, AlertsErrorsAndConnectivityAreUnchanged) {
     EXPECT_EQ(lines(format_mqtt(*r, envelope("t"))), lines(format_mqtt(*r, "t")));
 }
 
+// mqtt.record_message: one message on <base>/<VIN>/v, {"ts":…,"data":{…}}, fields in key order,
+// each value exactly as its v/<Field> message carries it.
+TEST(MqttRecordMessage, OneMessagePerRecordWithTheSameValues) {
+  vd::Payload p;
+  auto add = [&](vd::Field key) {
+    auto* d = p.add_data();
+    d->set_key(key);
+    return d->mutable_value();
+  };
+  add(vd::VehicleName)->set_string_value("My \"Tesla\"");
+  add(vd::TimeToFullCharge)->set_invalid(true);
+  auto* loc = add(vd::Location)->mutable_location_value();
+  loc->set_latitude(37.7749);
+  loc->set_longitude(-122.4194);
+  add(vd::Gear)->set_shift_state_value(vd::ShiftStateD);
+  add(vd::Gear)->set_shift_state_value(vd::ShiftStateR);  // a later datum of a key wins
+  p.add_data()->set_key(vd::Odometer);                    // no value: skipped and counted
+  p.mutable_created_at()->set_seconds(1795536018);
+  p.mutable_created_at()->set_nanos(123456789);
+  const MqttFormatOptions record{.topic_base = "t", .record_message = true};
+  auto batch = format_mqtt(v_record(p), record);
+  EXPECT_EQ(batch.error, MqttFormatError::None);
+  EXPECT_EQ(batch.datums_without_value, 1);
+  EXPECT_EQ(lines(batch),
+            (std::vector<std::string>{
+                R"(t/TEST123/v)" "\t"
+                R"({"ts":"2026-11-24T16:00:18.123456789Z","data":{"Gear":"ShiftStateR",)"
+                R"("Location":{"latitude":37.7749,"longitude":-122.4194},"TimeToFullCharge":null,)"
+                R"("VehicleName":"My \"Tesla\""}})"}));
+  // The same values as the per-field messages.
+  for (const auto& line : lines(format_mqtt(v_record(p), "t"))) {
+    const auto tab = line.find('\t');
+    const auto field = line.substr(line.rfind('/', tab) + 1, tab - line.rfind('/', tab) - 1);
+    EXPECT_NE(lines(batch)[0].find("\"" + field + "\":" + line.substr(tab + 1)), std::string::npos)
+        << line;
+  }
+}
+
+TEST(MqttRecordMessage, NothingToPublishAndNonFiniteValues) {
+  vd::Payload p;
+  p.add_data()->set_key(vd::Odometer);  // only a datum without a value
+  auto batch = format_mqtt(v_record(p), {.topic_base = "t", .record_message = true});
+  EXPECT_EQ(batch.error, MqttFormatError::None);
+  EXPECT_TRUE(batch.messages.empty());
+  EXPECT_EQ(batch.text_size(), 0u);
+  EXPECT_EQ(batch.datums_without_value, 1);
+  p.add_data()->set_key(vd::Soc);
+  p.mutable_data(1)->mutable_value()->set_double_value(std::nan(""));
+  batch = format_mqtt(v_record(p), {.topic_base = "t", .record_message = true});
+  EXPECT_EQ(batch.error, MqttFormatError::NonFiniteNumber);
+  EXPECT_TRUE(batch.messages.empty());
+}
+
+TEST(MqttRecordMessage, AlertsErrorsAndConnectivityAreUnchanged) {
+  va::VehicleAlerts alerts;
+  alerts.add_alerts()->set_name("A");
+  vc::VehicleConnectivity c;
+  c.set_connection_id("abc");
+  Record ra, rc;
+  ra.vin = rc.vin = "V";
+  ra.message = alerts;
+  rc.message = c;
+  for (const Record* r : {&ra, &rc}) {
+    EXPECT_EQ(lines(format_mqtt(*r, {.topic_base = "t", .record_message = true})),
+              lines(format_mqtt(*r, "t")));
+  }
+}
+
 TEST(MqttFormat, OpaqueRecordTypesAreNotPublished) {
   Record r;
   r.tx_type = "D4";

@@ -68,6 +68,37 @@ TEST(DecodeMqttPayload, EnvelopeWithBadTimeIsRejected) {
   }
 }
 
+TEST(DecodeRecordPayload, EveryFieldWithTheRecordsTime) {
+  auto r = decode_record_payload(
+      R"({"ts":"2026-11-24T16:00:18.123456Z","data":{"Gear":"ShiftStateD","Soc":80.5,)"
+      R"("Location":{"latitude":37.5,"longitude":-122.25},"TimeToFullCharge":null}})");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(format_time(r->event_time), "2026-11-24T16:00:18.123456Z");
+  ASSERT_EQ(r->fields.size(), 4u);
+  EXPECT_EQ(r->fields[0].name, "Gear");
+  EXPECT_EQ(r->fields[0].value, Value::enumeration("ShiftStateD"));
+  EXPECT_EQ(r->fields[1].value, Value::float64(80.5));
+  EXPECT_EQ(r->fields[2].value, Value::location(37.5, -122.25));
+  EXPECT_EQ(r->fields[3].value, Value::invalid());
+}
+
+TEST(DecodeRecordPayload, AllOrNothing) {
+  for (auto [payload, want] : std::vector<std::pair<const char*, Errc>>{
+           {"{", Errc::not_json},
+           {"[1]", Errc::bad_record},
+           {R"({"data":{"Soc":1}})", Errc::bad_event_time},
+           {R"({"ts":"soon","data":{"Soc":1}})", Errc::bad_event_time},
+           {R"({"ts":"2026-11-24T16:00:18Z"})", Errc::bad_record},
+           {R"({"ts":"2026-11-24T16:00:18Z","data":{}})", Errc::bad_record},
+           {R"({"ts":"2026-11-24T16:00:18Z","data":[1]})", Errc::bad_record},
+           {R"({"ts":"2026-11-24T16:00:18Z","data":{"Soc":1},"x":1})", Errc::bad_record},
+           {R"({"ts":"2026-11-24T16:00:18Z","data":{"Soc":1,"Bad":[1]}})", Errc::unsupported_value}}) {
+    auto r = decode_record_payload(payload);
+    ASSERT_FALSE(r) << payload;
+    EXPECT_EQ(r.error(), make_error_code(want)) << payload;
+  }
+}
+
 TEST(Time, FormatsAndParsesRfc3339) {
   EXPECT_EQ(format_time(0), "1970-01-01T00:00:00.000000Z");
   EXPECT_EQ(format_time(-1), "1969-12-31T23:59:59.999999Z");
