@@ -30,12 +30,14 @@ void Live::stop() {
   if (coalescer_.joinable()) coalescer_.join();
 }
 
-void Live::publish(http::Event event, bool to_bus) {
+void Live::publish(http::Event event, bool to_bus) { publish(std::span<http::Event>(&event, 1), to_bus); }
+
+void Live::publish(std::span<http::Event> events, bool to_bus) {
   if (to_bus && bus_) {
     // One line each for type and key, then the data (which may hold newlines).
-    bus_->publish(kEventsChannel, event.type + '\n' + event.key + '\n' + event.data);
+    for (const auto& e : events) bus_->publish(kEventsChannel, e.type + '\n' + e.key + '\n' + e.data);
   }
-  hub_->publish(std::move(event));
+  hub_->publish(events);
 }
 
 void Live::apply(std::span<const signal::Signal> signals, bool mirror) {
@@ -46,10 +48,13 @@ void Live::apply(std::span<const signal::Signal> signals, bool mirror) {
     if (applied[i] == state::Applied::Newer) changed.push_back(&signals[i]);
   }
   if (changed.empty()) return;
+  std::vector<http::Event> events;
+  events.reserve(changed.size());
   for (const auto* s : changed) {
     if (mirror && mirror_) mirror_->enqueue(*s);
-    publish({.type = "signal_change", .data = signal_change_json(*s), .key = s->vin}, mirror);
+    events.push_back({.type = "signal_change", .data = signal_change_json(*s), .key = s->vin});
   }
+  publish(events, mirror);
   {
     std::lock_guard lock(mutex_);
     for (const auto* s : changed) dirty_[s->vin][s->name] = *s;

@@ -50,6 +50,7 @@ class Live {
  private:
   void apply(std::span<const signal::Signal> signals, bool mirror);
   void publish(http::Event event, bool to_bus);
+  void publish(std::span<http::Event> events, bool to_bus);  // one hub batch: one wake-up
   void on_bus_message(std::string_view payload);
   void coalescer_loop();
 

@@ -8,10 +8,13 @@
 #
 # Prints one JSON line: the SSE client's latency percentiles, the sim's report, and the API's
 # CPU and RSS. Needs build/bin/* and build/bench/api_sse_latency.
+# Environment: RECORD_MESSAGE=true publishes each record as one MQTT message (mqtt.record_message)
+# instead of one per datum; WORKERS (server shards, default 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VEHICLES=${1:-1000}; RATE=${2:-1}; DURATION=${3:-60}; WARMUP=${4:-10}
 WORKERS=${WORKERS:-2}
+RECORD_MESSAGE=${RECORD_MESSAGE:-false}
 WORK=build/bench-api
 CERTS=${CERTS:-build/bench-load/certs}
 BIN=build/bin
@@ -36,7 +39,7 @@ cat > "$WORK/config.json" <<CONF
 {"host": "127.0.0.1", "port": $PORT, "log_level": "warn",
  "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
  "mqtt": {"broker": "127.0.0.1:$MQTT_PORT", "client_id": "bench-sse", "topic_base": "telemetry",
-          "qos": 1, "event_time_envelope": true},
+          "qos": 1, "event_time_envelope": true, "record_message": $RECORD_MESSAGE},
  "tls": {"server_cert": "$CERTS/server.pem", "server_key": "$CERTS/server.key", "ca_file": "$CERTS/ca.pem"}}
 CONF
 pids=()
@@ -74,6 +77,7 @@ sse = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 sim = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
 window = $DURATION - $WARMUP - 1
 out = {"scenario": "frame_to_sse", "vehicles": $VEHICLES, "rate_hz": $RATE,
+       "record_message": "$RECORD_MESSAGE" == "true",
        **{"sse_" + k: sse[k] for k in ("events", "events_per_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "stream_closed")},
        **{"sim_" + k: sim[k] for k in ("sent", "acked", "ack_p99_ms")},
        "api_cpu_percent": round(100 * ($cpu1 - $cpu0) / window, 1),

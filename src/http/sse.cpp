@@ -119,11 +119,11 @@ struct EventHub::Shard : std::enable_shared_from_this<EventHub::Shard> {
 
   explicit Shard(asio::any_io_executor ex) : executor(std::move(ex)), context(context_of(executor)) {}
 
-  void push(const EncodedEventPtr& e) {
+  void push(std::span<const EncodedEventPtr> events) {
     bool post = false;
     {
       std::lock_guard lock(mutex);
-      inbox.push_back(e);
+      inbox.insert(inbox.end(), events.begin(), events.end());
       if (!drain_posted) drain_posted = post = true;
     }
     if (post) asio::post(executor, [self = shared_from_this()] { self->drain(); });
@@ -176,36 +176,46 @@ std::uint64_t EventHub::last_id() const {
   return next_id_ - 1;
 }
 
-std::uint64_t EventHub::publish(Event event) {
+std::uint64_t EventHub::publish(Event event) { return publish(std::span<Event>(&event, 1)); }
+
+std::uint64_t EventHub::publish(std::span<Event> events) {
   // The part after the id line is built outside the lock.
-  std::string body = encode_event(event);
-  auto encoded = std::make_shared<EncodedEvent>();
-  encoded->key = std::move(event.key);
-  std::uint64_t id;
+  std::vector<std::string> bodies;
+  bodies.reserve(events.size());
+  for (const Event& e : events) bodies.push_back(encode_event(e));
+  std::vector<EncodedEventPtr> frozen;
+  frozen.reserve(events.size());
+  std::uint64_t id = 0;
   {
     std::lock_guard lock(mutex_);
-    id = next_id_++;
-    encoded->id = id;
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, id);
-    (void)ec;
-    encoded->bytes.reserve(body.size() + 8 + static_cast<std::size_t>(end - buf));
-    encoded->bytes += "id: ";
-    encoded->bytes.append(buf, end);
-    encoded->bytes += '\n';
-    encoded->bytes += body;
-    EncodedEventPtr frozen = std::move(encoded);
-    ring_.push_back(frozen);
-    ring_bytes_ += frozen->bytes.size();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      auto encoded = std::make_shared<EncodedEvent>();
+      encoded->key = std::move(events[i].key);
+      id = next_id_++;
+      encoded->id = id;
+      char buf[24];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, id);
+      (void)ec;
+      encoded->bytes.reserve(bodies[i].size() + 8 + static_cast<std::size_t>(end - buf));
+      encoded->bytes += "id: ";
+      encoded->bytes.append(buf, end);
+      encoded->bytes += '\n';
+      encoded->bytes += bodies[i];
+      ring_bytes_ += encoded->bytes.size();
+      ring_.push_back(encoded);
+      frozen.push_back(std::move(encoded));
+    }
+    if (events.empty()) id = next_id_ - 1;
     while (!ring_.empty() &&
            (ring_.size() > options_.replay_max_events || ring_bytes_ > options_.replay_max_bytes)) {
       ring_bytes_ -= ring_.front()->bytes.size();
       ring_.pop_front();
     }
-    for (auto& shard : shards_)
-      if (shard->subscribers > 0) shard->push(frozen);
+    if (!frozen.empty())
+      for (auto& shard : shards_)
+        if (shard->subscribers > 0) shard->push(frozen);
   }
-  metrics_.published.inc();
+  metrics_.published.inc(frozen.size());
   return id;
 }
 

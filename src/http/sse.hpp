@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,10 @@ class EventHub {
 
   /// Assigns the next id, stores the event for replay and fans it out. Returns the id.
   std::uint64_t publish(Event event);
+  /// publish() for several events at once, with consecutive ids in order: one lock and at most
+  /// one wake-up per io_context for the lot (a record's signals), instead of one per event.
+  /// Returns the id of the last (last_id() when `events` is empty).
+  std::uint64_t publish(std::span<Event> events);
   /// The id of the newest published event (first_id - 1 before the first).
   std::uint64_t last_id() const;
   SseMetrics& metrics() { return metrics_; }

@@ -307,6 +307,40 @@ TEST_F(SseServer, KeyedStreamGetsOnlyItsKey) {
   EXPECT_EQ(last->id, "7");
 }
 
+// A batch (a record's signals) gets consecutive ids, in order, to every stream and to the replay
+// ring, like the same events published one by one.
+TEST_F(SseServer, BatchPublishKeepsIdsOrderAndKeys) {
+  start();
+  const std::string auth = "Authorization: Bearer t0k\r\n";
+  SseClient a(server->port(), "/api/v1/vehicles/VINA/stream", auth);
+  SseClient all(server->port(), "/api/v1/events");
+  ASSERT_TRUE(a.next_event());
+  ASSERT_TRUE(all.next_event() && all.next_event());
+  std::vector<Event> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(Event{"signal_change", "b" + std::to_string(i + 1), i % 2 ? "VINA" : "VINB"});
+  EXPECT_EQ(hub->publish(std::span<Event>(batch)), 5u);
+  EXPECT_EQ(hub->publish(std::span<Event>()), 5u) << "an empty batch publishes nothing";
+  for (std::uint64_t id = 1; id <= 5; ++id) {
+    auto e = all.next_event();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->id, std::to_string(id));
+    EXPECT_EQ(e->data, "b" + std::to_string(id));
+  }
+  for (std::uint64_t id : {2, 4}) {
+    auto e = a.next_event();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->id, std::to_string(id));
+  }
+  EXPECT_EQ(hub->metrics().published.value(), 5u);
+  // A client resuming from id 2 gets 3, 4, 5 from the ring.
+  SseClient resumed(server->port(), "/api/v1/events", "Last-Event-ID: 2\r\n");
+  for (std::uint64_t id = 3; id <= 5; ++id) {
+    auto e = resumed.next_event();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->id, std::to_string(id));
+  }
+}
+
 TEST_F(SseServer, StreamRoutesAuthenticateAndMayRefuseBeforeStreaming) {
   start();
   auto anon = testing::roundtrip(server->port(),

@@ -108,6 +108,10 @@ TEST(Time, FormatsAndParsesRfc3339) {
   ASSERT_TRUE(t);
   EXPECT_EQ(*t, 1'700'000'000'000'001);
   EXPECT_EQ(parse_time(format_time(*t)), t);
+  EXPECT_EQ(format_time(1'795'536'018'123'456), "2026-11-24T16:00:18.123456Z");
+  EXPECT_EQ(format_time(253'402'300'799'999'999), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_time(253'402'300'800'000'000), "10000-01-01T00:00:00.000000Z");
+  EXPECT_EQ(format_time(951'782'400'000'000), "2000-02-29T00:00:00.000000Z");  // a leap day
   for (auto bad : {"", "2023-11-14", "2023-11-14T22:13:20", "2023-13-14T22:13:20Z",
                    "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20Zjunk", "2023-11-14T22:13:20+0100"}) {
     EXPECT_FALSE(parse_time(bad)) << bad;
