@@ -276,7 +276,8 @@ const Variable kVariables[] = {
        return {};
      }},
     {"TESLASYNC_ERRORS_REFRESH_INTERVAL", "15m",
-     "how often Tesla's fleet telemetry errors and error VINs are fetched; 0 = on request only",
+     "how often Tesla's fleet telemetry errors and error VINs are fetched (the first time 5 s after "
+     "start); 0 = on request only",
      [](Config& c, std::string_view v) {
        return parse_duration_into(v, c.errors_refresh_interval, std::chrono::seconds(1));
      }},

@@ -97,16 +97,20 @@ std::string load_public_key(const Config& config) {
   return *pem;
 }
 
-/// Runs `fn` every `period` on its own thread until stop().
+/// Runs `fn` on its own thread `first` after construction (default: one `period`), then every
+/// `period`, until stop().
 class Every {
  public:
-  Every(std::chrono::milliseconds period, std::function<void()> fn)
-      : thread_([this, period, fn = std::move(fn)] {
+  Every(std::chrono::milliseconds period, std::function<void()> fn,
+        std::optional<std::chrono::milliseconds> first = std::nullopt)
+      : thread_([this, period, first, fn = std::move(fn)] {
           std::unique_lock lock(mutex_);
-          while (!cv_.wait_for(lock, period, [this] { return stopping_; })) {
+          auto wait = first.value_or(period);
+          while (!cv_.wait_for(lock, wait, [this] { return stopping_; })) {
             lock.unlock();
             fn();
             lock.lock();
+            wait = period;
           }
         }) {}
   ~Every() { stop(); }
@@ -398,11 +402,15 @@ int run(const Config& config) {
   if (poller) poller->start();
   std::unique_ptr<Every> diagnostics;
   if (fleet && config.errors_refresh_interval.count() > 0) {
-    diagnostics = std::make_unique<Every>(config.errors_refresh_interval, [&services] {
-      for (const auto& e : {refresh_fleet_errors(services), refresh_error_vins(services)}) {
-        if (!e.empty()) log::get("poller")->warn("diagnostics refresh: {}", e);
-      }
-    });
+    // The first refresh soon after start, not one whole interval later (15 min by default).
+    diagnostics = std::make_unique<Every>(
+        config.errors_refresh_interval,
+        [&services] {
+          for (const auto& e : {refresh_fleet_errors(services), refresh_error_vins(services)}) {
+            if (!e.empty()) log::get("poller")->warn("diagnostics refresh: {}", e);
+          }
+        },
+        std::min<std::chrono::milliseconds>(config.errors_refresh_interval, std::chrono::seconds(5)));
   }
   std::unique_ptr<Every> retention;
   if (config.retention.count() > 0) {
@@ -414,7 +422,7 @@ int run(const Config& config) {
       }
       (void)db.delete_events_before(cutoff);
     };
-    retention = std::make_unique<Every>(std::chrono::hours(1), prune);
+    retention = std::make_unique<Every>(std::chrono::hours(1), prune, std::chrono::minutes(1));
   }
 
   // ---- run until SIGINT/SIGTERM, then shut down in order ----
