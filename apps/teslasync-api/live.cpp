@@ -2,13 +2,18 @@
 
 #include <boost/json.hpp>
 
+#include "core/log.hpp"
 #include "views.hpp"
 
 namespace ts::api {
 
-Live::Live(state::Store& store, state::Mirror* mirror, std::shared_ptr<http::EventHub> hub,
-           state::redis::PubSub* bus, std::chrono::milliseconds update_interval)
-    : store_(store), mirror_(mirror), hub_(std::move(hub)), bus_(bus),
+Live::Live(state::Store& store, state::redis::RedisMirror* mirror,
+           std::shared_ptr<http::EventHub> hub, state::redis::PubSub* bus,
+           std::chrono::milliseconds update_interval)
+    : store_(store),
+      mirror_(mirror),
+      hub_(std::move(hub)),
+      bus_(bus),
       update_interval_(update_interval) {}
 
 Live::~Live() { stop(); }
@@ -78,6 +83,10 @@ void Live::on_bus_message(std::string_view payload) {
   if (nl1 == std::string_view::npos) return;
   auto nl2 = payload.find('\n', nl1 + 1);
   if (nl2 == std::string_view::npos) return;
+  if (payload.substr(0, nl1) == kL2SyncedEvent) {
+    l2_refresh_requested_.store(true);
+    return;
+  }
   http::Event event{.type = std::string(payload.substr(0, nl1)),
                     .data = std::string(payload.substr(nl2 + 1)),
                     .key = std::string(payload.substr(nl1 + 1, nl2 - nl1 - 1))};
@@ -116,6 +125,11 @@ void Live::coalescer_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     cv_.wait_for(lock, update_interval_, [this] { return stopping_; });
+    if (mirror_ && bus_ && !stopping_) {
+      lock.unlock();
+      sync_with_l2();
+      lock.lock();
+    }
     if (dirty_.empty()) continue;
     auto dirty = std::move(dirty_);
     dirty_.clear();
@@ -128,6 +142,56 @@ void Live::coalescer_loop() {
               true);
     }
     lock.lock();
+  }
+}
+
+void Live::sync_with_l2() {
+  // Our subscription to the bus was established (again): we missed what was sent meanwhile.
+  const auto subscriptions = bus_->stats().subscriptions;
+  if (subscriptions != seen_subscriptions_) {
+    seen_subscriptions_ = subscriptions;
+    l2_refresh_due_ = true;
+  }
+  if (l2_refresh_requested_.exchange(false)) l2_refresh_due_ = true;
+  // While the bus is down, so is Redis, most likely: the next subscription brings us back here.
+  if (l2_refresh_due_ && bus_->subscribed()) refresh_from_l2();
+
+  // Our mirror (re)connected after an outage, or copied L1 into a Redis it had not synced with:
+  // once its backlog is written, the other replicas can read what they missed from L2.
+  const auto stats = mirror_->stats();
+  if (stats.connects != seen_mirror_connects_) {
+    if (seen_mirror_connects_ > 0 || stats.resyncs > 0) l2_announce_due_ = true;
+    seen_mirror_connects_ = stats.connects;
+  }
+  if (l2_announce_due_ && mirror_->connected() && mirror_->pending() == 0 &&
+      bus_->publish(kEventsChannel, std::string(kL2SyncedEvent) + "\n\n")) {
+    l2_announce_due_ = false;
+  }
+}
+
+void Live::refresh_from_l2() {
+  auto loaded = mirror_->read_all();
+  if (!loaded) return;  // logged by the mirror; tried again on the next round
+  l2_refresh_due_ = false;
+  auto applied = store_.apply_batch(*loaded);
+  // What changed goes to this replica's SSE clients only: the origin published it already, or
+  // its events were lost on the bus for every replica alike.
+  std::map<std::string, std::vector<signal::Signal>> changed;
+  std::size_t newer = 0;
+  for (std::size_t i = 0; i < loaded->size(); ++i) {
+    if (applied[i] != state::Applied::Newer) continue;
+    const auto& s = (*loaded)[i];
+    publish({.type = "signal_change", .data = signal_change_json(s), .key = s.vin}, false);
+    changed[s.vin].push_back(s);
+    ++newer;
+  }
+  for (const auto& [vin, signals] : changed) {
+    publish({.type = "vehicle_update", .data = vehicle_update_json(vin, signals), .key = vin},
+            false);
+  }
+  if (newer > 0) {
+    log::get("redis")->info("caught up from Redis: {} newer signals of {} vehicles", newer,
+                            changed.size());
   }
 }
 

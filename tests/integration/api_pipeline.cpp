@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <mosquitto.h>
 
+#include <cmath>
+#include <filesystem>
+#include <string_view>
+
 #include "pki/dev_ca.hpp"
 #include "signal/signal.hpp"
 #include "support/mqtt_collector.hpp"
@@ -27,8 +31,15 @@ boost::json::value json_of(const testsupport::HttpResponse& r) {
 
 Pipeline::Pipeline(ApiOptions api) : api_options_(std::move(api)) {
   pki::write_dev_ca({.out_dir = dir_.file("certs"), .vins = {kRegistered, kUnregistered}});
-  broker_ = std::make_unique<testsupport::MosquittoBroker>(testsupport::MosquittoOptions{
-      .extra_config = {"max_inflight_messages 0", "max_queued_messages 1000000"}});
+  std::vector<std::string> broker_config = {"max_inflight_messages 0",
+                                            "max_queued_messages 1000000"};
+  if (api_options_.broker_persistence) {
+    std::filesystem::create_directories(dir_.file("mosquitto-db"));
+    broker_config.push_back("persistence true");
+    broker_config.push_back("persistence_location " + dir_.file("mosquitto-db").string() + "/");
+  }
+  broker_ = std::make_unique<testsupport::MosquittoBroker>(
+      testsupport::MosquittoOptions{.extra_config = broker_config});
   start_server();
   start_api();
 }
@@ -116,6 +127,38 @@ boost::json::value Pipeline::state(const std::string& vin) {
   return get("/api/v1/vehicles/" + vin + "/state");
 }
 
+boost::json::object Pipeline::stage(const std::string& name) {
+  auto doc = get("/api/v1/system/telemetry-pipeline");
+  if (const auto* stages = doc.is_object() ? doc.as_object().if_contains("stages") : nullptr;
+      stages && stages->is_array()) {
+    for (const auto& st : stages->as_array()) {
+      if (st.as_object().at("stage").as_string() == name) return st.as_object();
+    }
+  }
+  ADD_FAILURE() << "no stage '" << name << "' in " << boost::json::serialize(doc);
+  return {};
+}
+
+double Pipeline::metric(const std::string& series) {
+  return integration::metric(api_port_, series);
+}
+
+double metric(std::uint16_t port, const std::string& series) {
+  auto r = http_request(port, "GET", "/metrics", {}, auth(), 10s);
+  EXPECT_EQ(r.status, 200u) << r.body;
+  const std::string prefix = series + ' ';
+  std::size_t at = 0;
+  while (at < r.body.size()) {
+    auto end = r.body.find('\n', at);
+    if (end == std::string::npos) end = r.body.size();
+    std::string_view line(r.body.data() + at, end - at);
+    if (line.starts_with(prefix)) return std::stod(std::string(line.substr(prefix.size())));
+    at = end + 1;
+  }
+  ADD_FAILURE() << "no series " << series << " in /metrics";
+  return std::nan("");
+}
+
 std::int64_t signal_ts_us(const boost::json::value& state, const std::string& name) {
   auto ts = signal::parse_time(state.at("signals").at(name).at("ts").as_string());
   EXPECT_TRUE(ts);
@@ -128,9 +171,18 @@ Publisher::Publisher(std::uint16_t port) {
   mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
     static_cast<Publisher*>(self)->acked_++;
   });
+  mosquitto_connect_callback_set(m_, [](mosquitto*, void* self, int rc) {
+    if (rc != 0) return;
+    auto* p = static_cast<Publisher*>(self);
+    p->connects_++;
+    p->connected_ = true;
+  });
+  mosquitto_disconnect_callback_set(
+      m_, [](mosquitto*, void* self, int) { static_cast<Publisher*>(self)->connected_ = false; });
   EXPECT_EQ(mosquitto_connect(m_, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
   mosquitto_max_inflight_messages_set(m_, 1000);
   mosquitto_loop_start(m_);
+  EXPECT_TRUE(wait_connected());
 }
 
 Publisher::~Publisher() {
@@ -140,6 +192,7 @@ Publisher::~Publisher() {
 }
 
 void Publisher::publish(const std::string& topic, const std::string& payload) {
+  ASSERT_TRUE(connected_.load()) << "publishing while disconnected: wait_connected() first";
   ASSERT_EQ(mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
                               payload.data(), 1, false),
             MOSQ_ERR_SUCCESS);
@@ -148,6 +201,11 @@ void Publisher::publish(const std::string& topic, const std::string& payload) {
 
 ::testing::AssertionResult Publisher::all_acked() {
   return wait_for([this] { return acked_.load() == sent_; }, 30s, "broker acknowledged every publish");
+}
+
+::testing::AssertionResult Publisher::wait_connected(int after) {
+  return wait_for([this, after] { return connected_.load() && connects_.load() > after; }, 30s,
+                  "the publisher connected to the broker");
 }
 
 std::string envelope(const std::string& value_json, std::int64_t ts_us) {

@@ -47,6 +47,9 @@ struct ApiOptions {
   bool record_message = false;
   /// More environment for teslasync-api (appended; a later entry wins over the defaults).
   std::vector<std::pair<std::string, std::string>> extra_env;
+  /// Mosquitto with persistence (in the pipeline's temp dir): sessions, their subscriptions and
+  /// queued or unacknowledged messages survive broker().stop() + start().
+  bool broker_persistence = false;
 };
 
 class Pipeline {
@@ -68,6 +71,12 @@ class Pipeline {
   boost::json::value get(const std::string& path);
   /// L1's state document of `vin`.
   boost::json::value state(const std::string& vin = kRegistered);
+  /// One stage (`{"stage","health","reason","metrics"}`) of /api/v1/system/telemetry-pipeline;
+  /// an empty object (and a test failure) when it is missing.
+  boost::json::object stage(const std::string& name);
+  /// The value of one series of /metrics, e.g. `teslasync_redis_up{client="mirror"}`; NaN (and
+  /// a test failure) when it is missing.
+  double metric(const std::string& series);
 
   std::uint16_t api_port() const { return api_port_; }
   std::uint16_t server_port() const { return server_port_; }
@@ -86,11 +95,17 @@ class Pipeline {
   std::uint16_t server_port_ = 0, api_port_ = 0;
 };
 
+/// The value of one series of the /metrics of the API on `port` (see Pipeline::metric).
+double metric(std::uint16_t port, const std::string& series);
+
 /// The event time of L1's VehicleSpeed in a /state document, in µs.
 std::int64_t signal_ts_us(const boost::json::value& state, const std::string& name = "VehicleSpeed");
 
 /// Publishes QoS 1 messages with libmosquitto and waits (bounded) until the broker has
-/// acknowledged all of them. Reconnects by itself after a broker restart.
+/// acknowledged all of them. Reconnects by itself after a broker restart (libmosquitto's loop,
+/// about once a second): wait_connected() before publishing again; publishing while it is not
+/// connected is a test failure. Call all_acked() before stopping the broker, so that no publish
+/// is in flight across a restart.
 class Publisher {
  public:
   explicit Publisher(std::uint16_t port);
@@ -100,11 +115,17 @@ class Publisher {
 
   void publish(const std::string& topic, const std::string& payload);
   ::testing::AssertionResult all_acked();
+  /// Waits (bounded) until the connection is up, counting `connects()` beyond `after`.
+  ::testing::AssertionResult wait_connected(int after = 0);
+  /// CONNACKs received so far (1 after the first connection, +1 per reconnect).
+  int connects() const { return connects_.load(); }
 
  private:
   mosquitto* m_ = nullptr;
   int sent_ = 0;
   std::atomic<int> acked_{0};
+  std::atomic<int> connects_{0};
+  std::atomic<bool> connected_{false};
 };
 
 /// `{"value":<value>,"ts":"<ts_us as RFC 3339>"}`: the event-time envelope.

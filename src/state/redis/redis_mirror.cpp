@@ -453,7 +453,11 @@ RedisMirror::RedisMirror(RedisConfig config, RedisMirrorOptions options,
 
 RedisMirror::~RedisMirror() { stop(); }
 
-Result<std::vector<Signal>> RedisMirror::load_all() {
+Result<std::vector<Signal>> RedisMirror::load_all() { return read(true); }
+
+Result<std::vector<Signal>> RedisMirror::read_all() { return read(false); }
+
+Result<std::vector<Signal>> RedisMirror::read(bool mark_synced) {
   Impl& m = *impl_;
   Connection c(m.config);
   auto fail = [&](boost::system::error_code ec, std::string_view why) {
@@ -510,7 +514,7 @@ Result<std::vector<Signal>> RedisMirror::load_all() {
       }
     }
   } while (cursor != "0");
-  {
+  if (mark_synced) {
     std::lock_guard lock(m.mutex);
     m.synced_run_id = run_id;
   }

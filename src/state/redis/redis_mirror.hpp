@@ -85,6 +85,11 @@ class RedisMirror final : public Mirror {
   /// marks this Redis (its run_id) as synced, so start() does not copy L1 back into it.
   Result<std::vector<signal::Signal>> load_all();
 
+  /// load_all() without marking this Redis as synced: for re-reading L2 while running (another
+  /// replica's changes that this process missed), which must not stop the mirror from copying
+  /// L1 into a Redis it has not synced with. Any thread; blocking, on a connection of its own.
+  Result<std::vector<signal::Signal>> read_all();
+
   /// Starts the thread and the first (asynchronous) connection attempt. Once.
   void start();
 
@@ -107,6 +112,8 @@ class RedisMirror final : public Mirror {
 
  private:
   struct Impl;
+  Result<std::vector<signal::Signal>> read(bool mark_synced);
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -337,6 +337,39 @@ TEST(RedisMirror, RestartedRedisGetsTheWholeStateBack) {
   EXPECT_EQ(stored_ts(server, "VIN4", "Soc"), 104);
 }
 
+// read_all() re-reads L2 while running (a replica catching up); unlike load_all() it must not
+// mark a restarted Redis as synced, or the mirror would not copy L1 back into it.
+TEST(RedisMirror, ReadAllDoesNotStopTheResyncOfARestartedRedis) {
+  RedisServer server;
+  core::MetricsRegistry metrics;
+  Store store(metrics);
+  store.apply(sig("VIN1", "Soc", 100, Value::float64(50)));
+  RedisMirrorOptions o = fast_options();
+  o.resync_from = &store;
+  RedisMirror mirror(parse_redis_url(server.url()), o, metrics);
+  ASSERT_TRUE(mirror.load_all());  // synced with this run of Redis
+
+  server.stop();  // and a new run, without the data
+  server.start();
+  // Another writer (a replica) puts a value in; read_all sees it.
+  ASSERT_EQ(server
+                .command({"HSET", vehicle_key(kDefaultKeyPrefix, "VIN2"), "Soc",
+                          encode_value(sig("VIN2", "Soc", 300, Value::float64(30)))})
+                .integer,
+            1);
+  auto read = mirror.read_all();
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), 1u);
+  EXPECT_EQ(read->front().vin, "VIN2");
+  EXPECT_EQ(read->front().ts, 300);
+
+  mirror.start();
+  ASSERT_TRUE(wait_for([&] { return mirror.connected(); }, kWait, "the mirror to connect"));
+  ASSERT_TRUE(mirror.wait_idle(kWait));
+  EXPECT_EQ(mirror.stats().resyncs, 1u);
+  EXPECT_EQ(stored_ts(server, "VIN1", "Soc"), 100);  // copied back from L1
+}
+
 TEST(RedisMirror, DownAtStartCopiesL1WhenRedisAppears) {
   RedisServer server;
   server.stop();
