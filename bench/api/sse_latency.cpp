@@ -6,7 +6,9 @@
 //
 //   build/bench/api_sse_latency --port P --token T [--seconds S] [--warmup W] [--path PATH]
 //
-// Prints one JSON line: events timed, p50/p90/p99/p999/max in ms, events/s.
+// Prints one JSON line: events timed, p50/p90/p99/p999/max in ms, events/s, and p50/p99 of the
+// two halves: vehicle -> the API's MQTT receive (the event's received_at - ts) and the API's
+// receive -> this client.
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -55,9 +57,13 @@ int main(int argc, char** argv) {
   }
   ts::log::configure({.level = "warn"});
 
-  std::mutex mutex;  // guards latencies_us
-  std::vector<std::int64_t> latencies_us;
+  std::mutex mutex;  // guards the three vectors
+  // Whole path (now - ts), and its two halves: vehicle -> the API's MQTT receive (received_at -
+  // ts) and the API's receive -> this client (now - received_at).
+  std::vector<std::int64_t> latencies_us, to_api_us, in_api_us;
   latencies_us.reserve(4'000'000);
+  to_api_us.reserve(4'000'000);
+  in_api_us.reserve(4'000'000);
   std::atomic<std::uint64_t> events{0}, undecodable{0};
   std::atomic<bool> measuring{false};
   ts::testsupport::SseClient sse(
@@ -69,13 +75,18 @@ int main(int argc, char** argv) {
         boost::system::error_code ec;
         auto doc = boost::json::parse(e.data, ec);
         const auto* ts = ec || !doc.is_object() ? nullptr : doc.as_object().if_contains("ts");
+        const auto* rx = ts ? doc.as_object().if_contains("received_at") : nullptr;
         auto at = ts && ts->is_string() ? ts::signal::parse_time(ts->as_string()) : std::nullopt;
-        if (!at) {
+        auto api_at = rx && rx->is_string() ? ts::signal::parse_time(rx->as_string()) : std::nullopt;
+        if (!at || !api_at) {
           undecodable.fetch_add(1);
           return;
         }
+        const std::int64_t sent = at.value_or(0), ingested = api_at.value_or(0);
         std::lock_guard lock(mutex);
-        latencies_us.push_back(received - *at);
+        latencies_us.push_back(received - sent);
+        to_api_us.push_back(ingested - sent);
+        in_api_us.push_back(received - ingested);
       });
   const auto start = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
@@ -91,24 +102,29 @@ int main(int argc, char** argv) {
   const double window = std::chrono::duration<double>(Clock::now() - measured_from).count();
   const bool closed = sse.closed();
 
-  std::vector<std::int64_t> l;
+  std::vector<std::int64_t> l, to_api, in_api;
   {
     std::lock_guard lock(mutex);
     l = latencies_us;
+    to_api = to_api_us;
+    in_api = in_api_us;
   }
-  std::sort(l.begin(), l.end());
-  auto pct = [&](double q) {
-    if (l.empty()) return 0.0;
-    const auto k = std::min(l.size() - 1, static_cast<std::size_t>(q * static_cast<double>(l.size())));
-    return static_cast<double>(l[k]) / 1000.0;
+  for (auto* v : {&l, &to_api, &in_api}) std::sort(v->begin(), v->end());
+  auto pct_of = [](const std::vector<std::int64_t>& v, double q) {
+    if (v.empty()) return 0.0;
+    const auto k = std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())));
+    return static_cast<double>(v[k]) / 1000.0;
   };
+  auto pct = [&](double q) { return pct_of(l, q); };
   std::printf(
       "{\"events\":%zu,\"events_per_s\":%.0f,\"undecodable\":%llu,\"stream_closed\":%s,"
       "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
+      "\"to_api_p50_ms\":%.3f,\"to_api_p99_ms\":%.3f,\"in_api_p50_ms\":%.3f,\"in_api_p99_ms\":%.3f,"
       "\"seconds\":%.1f,\"warmup_s\":%.1f}\n",
       l.size(), static_cast<double>(events.load() - events_at_warmup) / window,
       static_cast<unsigned long long>(undecodable.load()), closed ? "true" : "false", pct(0.50),
       pct(0.90), pct(0.99), pct(0.999), l.empty() ? 0.0 : static_cast<double>(l.back()) / 1000.0,
+      pct_of(to_api, 0.5), pct_of(to_api, 0.99), pct_of(in_api, 0.5), pct_of(in_api, 0.99),
       std::chrono::duration<double>(Clock::now() - start).count(), warmup);
   return l.empty() || closed ? 1 : 0;
 }

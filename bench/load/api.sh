@@ -79,6 +79,7 @@ window = $DURATION - $WARMUP - 1
 out = {"scenario": "frame_to_sse", "vehicles": $VEHICLES, "rate_hz": $RATE,
        "record_message": "$RECORD_MESSAGE" == "true",
        **{"sse_" + k: sse[k] for k in ("events", "events_per_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "stream_closed")},
+       **{k: sse[k] for k in ("to_api_p50_ms", "to_api_p99_ms", "in_api_p50_ms", "in_api_p99_ms")},
        **{"sim_" + k: sim[k] for k in ("sent", "acked", "ack_p99_ms")},
        "api_cpu_percent": round(100 * ($cpu1 - $cpu0) / window, 1),
        "api_rss_mb": round($rss / 2**20, 1)}
