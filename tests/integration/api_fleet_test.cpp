@@ -299,6 +299,30 @@ TEST(ApiFleet, StaleStreamIsPolledAndPollingStopsWhenTheStreamIsBack) {
 // ---------------------------------------------------------------------------------------------
 // An asleep car is not woken: the poller backs off, and resumes once the car is awake.
 
+// Without telemetry (FLEET_TELEMETRY_ENABLED=false) polling is the only source: the API polls at
+// once, without waiting for a stream, and never subscribes to MQTT.
+TEST(ApiFleet, WithoutTelemetryPollingIsTheOnlySource) {
+  FleetStandIn fleet({kRegistered});
+  Pipeline p({.extra_env = fleet.api_env({{"FLEET_TELEMETRY_ENABLED", "false"},
+                                          {"TESLASYNC_ERRORS_REFRESH_INTERVAL", "0"}})});
+  ASSERT_TRUE(wait_for([&] { return !rows_from(p, "Odometer", "poll").empty(); }, 30s,
+                       "a polled Odometer row"))
+      << p.api().stderr_text();
+  EXPECT_EQ(poll_state(p), "polling");
+  EXPECT_GE(fleet.requests("vehicle_data"), 1u);
+  EXPECT_EQ(fleet.wake_ups(kRegistered), 0u);
+  // The state comes from the poll.
+  auto state = p.state();
+  EXPECT_EQ(state.at("signals").at("Odometer").at("source").as_string(), "poll");
+  auto stage = polling_stage(p);
+  EXPECT_EQ(stage.at("health").as_string(), "ok") << stage;
+  EXPECT_EQ(metric(stage, "vehicles_polling"), 1) << stage;
+  // Vehicles streaming meanwhile change nothing: the API does not read MQTT.
+  auto report = p.drive(1, 4, 3);
+  ASSERT_GT(report.at("acked").to_number<double>(), 0);
+  EXPECT_TRUE(rows_from(p, "Odometer", "stream").empty());
+}
+
 TEST(ApiFleet, AsleepCarIsNotWokenAndPollingResumesWhenItWakes) {
   constexpr auto kInterval = 1s;
   constexpr auto kAsleepBackoff = 15s;
