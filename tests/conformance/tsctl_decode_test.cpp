@@ -2,8 +2,11 @@
 // reference's replies byte for byte and the reference's MQTT messages line for line.
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include <array>
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <sys/wait.h>
 
@@ -108,6 +111,57 @@ TEST_P(VectorTest, EventTimeEnvelopeWrapsOnlyFieldMessages) {
     want += (ts ? with_event_time_envelope(line, *ts) : line) + "\n";
   }
   EXPECT_EQ(wrapped.out, want) << c.description;
+}
+
+// mqtt.record_message through tsctl: a frame's v/<Field> messages become one message on
+// <base>/<VIN>/v whose "data" holds exactly the same payloads, byte for byte, under their field
+// names (in field-number order; tsctl prints the per-field lines sorted by topic); every other
+// message (and every error reply) as without the option.
+TEST_P(VectorTest, RecordMessageHoldsTheSameFieldPayloads) {
+  const auto& c = GetParam();
+  const auto plain = run(tsctl_decode(c, "mqtt"));
+  const auto record = run(tsctl_decode(c, "mqtt") + " --record-message");
+  EXPECT_EQ(record.exit_code, plain.exit_code);
+  const auto ts = v_created_at(c);
+  std::string others, topic;
+  std::map<std::string, std::string> fields;  // name -> payload
+  std::istringstream lines(plain.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto tab = line.find('\t');
+    const auto v = line.rfind("/v/", tab);
+    if (tab == std::string::npos || v == std::string::npos) {
+      others += line + "\n";
+      continue;
+    }
+    ASSERT_TRUE(ts) << "a v/ message from a frame without a V created_at";
+    topic = line.substr(0, v + 2);
+    fields[line.substr(v + 3, tab - v - 3)] = line.substr(tab + 1);
+  }
+  if (topic.empty()) {
+    EXPECT_EQ(record.out, plain.out) << c.description;
+    return;
+  }
+  // The record message is the last line (a V frame publishes nothing else).
+  std::string out = record.out;
+  ASSERT_TRUE(out.ends_with("}}\n")) << out;
+  const auto start = out.rfind(topic + "\t");
+  ASSERT_NE(start, std::string::npos) << out;
+  EXPECT_EQ(out.substr(0, start), others) << c.description;
+  const std::string payload = out.substr(start + topic.size() + 1, out.size() - start - topic.size() - 2);
+  const std::string head = "{\"ts\":\"" + *ts + "\",\"data\":{";
+  ASSERT_TRUE(payload.starts_with(head)) << payload;
+  const auto doc = boost::json::parse(payload);
+  const auto& data = doc.at("data").as_object();
+  EXPECT_EQ(data.size(), fields.size()) << payload;
+  std::size_t at = head.size();
+  for (const auto& [name, value] : data) {  // payload order: each field's exact bytes, in turn
+    const auto it = fields.find(std::string(name));
+    ASSERT_NE(it, fields.end()) << name;
+    const std::string member = "\"" + it->first + "\":" + it->second;
+    EXPECT_EQ(payload.compare(at, member.size(), member), 0) << member << " in " << payload;
+    at += member.size() + 1;
+  }
+  EXPECT_EQ(at, payload.size() - 1) << payload;  // nothing after the last member but "}}"
 }
 
 std::string case_name(const ::testing::TestParamInfo<VectorCase>& info) {
