@@ -62,7 +62,16 @@ void Live::apply(std::span<const signal::Signal> signals, bool mirror) {
   publish(events, mirror);
   {
     std::lock_guard lock(mutex_);
-    for (const auto* s : changed) dirty_[s->vin][s->name] = *s;
+    // A record's signals share their VIN: look the vehicle up once per run of it.
+    std::map<std::string, signal::Signal>* by_name = nullptr;
+    const std::string* vin = nullptr;
+    for (const auto* s : changed) {
+      if (!vin || *vin != s->vin) {
+        by_name = &dirty_[s->vin];
+        vin = &s->vin;
+      }
+      (*by_name)[s->name] = *s;
+    }
   }
 }
 
