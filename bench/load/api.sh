@@ -23,7 +23,7 @@ mkdir -p "$WORK"
 rm -rf "$WORK/data"
 have=$(ls "$CERTS"/vehicle-*.pem 2>/dev/null | wc -l || true)
 if (( have < VEHICLES )); then "$BIN/tsctl" dev-ca --out "$CERTS" --count "$VEHICLES" >/dev/null; fi
-VINS=$(ls "$CERTS"/vehicle-*.pem | sed 's|.*/vehicle-||; s|\.pem$||' | sort | head -n "$VEHICLES" | paste -sd, -)
+VINS=$(ls "$CERTS"/vehicle-*.pem | sed 's|.*/vehicle-||; s|\.pem$||' | sort | sed -n "1,${VEHICLES}p" | paste -sd, -)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MQTT_PORT=$(free_port); PORT=$(free_port); API_PORT=$(free_port)
