@@ -37,7 +37,7 @@ void Ingest::start() {
 
 void Ingest::count(Disposition d) {
   switch (d) {
-    case Disposition::Signal: stats_.signals.inc(); break;
+    case Disposition::Signal: stats_.signals.inc(scratch_.signals.size()); break;  // a record: each field
     case Disposition::Alerts: stats_.alerts.inc(); break;
     case Disposition::Connectivity: stats_.connectivity.inc(); break;
     case Disposition::VehicleError: stats_.vehicle_errors.inc(); break;
@@ -202,7 +202,8 @@ void Ingest::register_metrics(core::MetricsRegistry& registry) const {
     registry.callback_counter(name, help, [&c] { return static_cast<double>(c.value()); });
   };
   counter("teslasync_ingest_messages_total", "MQTT messages received", stats_.messages);
-  counter("teslasync_ingest_signals_total", "signal messages decoded", stats_.signals);
+  counter("teslasync_ingest_signals_total",
+          "signal values decoded (a record message counts each of its fields)", stats_.signals);
   counter("teslasync_ingest_alert_messages_total", "alert messages decoded", stats_.alerts);
   counter("teslasync_ingest_connectivity_total", "connectivity events decoded", stats_.connectivity);
   counter("teslasync_ingest_vehicle_errors_total", "vehicle error messages decoded",

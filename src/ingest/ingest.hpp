@@ -71,7 +71,7 @@ struct IngestHooks {
 /// Counters shared with /metrics and the pipeline summary; readable from any thread.
 struct IngestStats {
   core::Counter messages;
-  core::Counter signals;
+  core::Counter signals;  ///< signal values (a record message counts each field)
   core::Counter alerts;
   core::Counter connectivity;
   core::Counter vehicle_errors;

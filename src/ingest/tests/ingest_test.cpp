@@ -105,6 +105,22 @@ TEST(Ingest, FullBatchIsWrittenThenAcknowledged) {
   EXPECT_EQ(batches[0].dead_letters.size(), 1u);
   EXPECT_EQ(acks.tokens, (std::vector<AckToken>{{11}, {12}, {13}}));
   EXPECT_EQ(ingest.stats().unregistered.value(), 1u);
+  EXPECT_EQ(ingest.stats().signals.value(), 2u);
+}
+
+// A record message (mqtt.record_message) is one message, one ack, and a signal per field.
+TEST(Ingest, RecordMessageCountsEachField) {
+  RecordingWriter writer;
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1, .batch_window = 1h}, writer, hooks(acks, nullptr));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/v", R"({"ts":"2026-11-24T16:00:18Z","data":{"Soc":80,"Odometer":1.5,"Gear":null}})",
+               {21}, 100);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 1; }));
+  ASSERT_EQ(writer.batches().size(), 1u);
+  EXPECT_EQ(writer.batches()[0].signals.size(), 3u);
+  EXPECT_EQ(ingest.stats().messages.value(), 1u);
+  EXPECT_EQ(ingest.stats().signals.value(), 3u);
 }
 
 TEST(Ingest, PartialBatchIsWrittenWhenItsWindowEnds) {
