@@ -174,13 +174,18 @@ void SseClient::run() {
   std::string stream;  // de-chunked body
   std::size_t chunk_pos = 0;
   SseEvent current;
+  std::size_t consumed = 0;  // of `stream`: erased once per read, not once per event
   auto deliver = [&] {
     // Parse complete events out of `stream`.
     for (;;) {
-      auto end = stream.find("\n\n");
-      if (end == std::string::npos) return;
-      std::string block = stream.substr(0, end);
-      stream.erase(0, end + 2);
+      auto end = stream.find("\n\n", consumed);
+      if (end == std::string::npos) {
+        stream.erase(0, consumed);
+        consumed = 0;
+        return;
+      }
+      std::string block = stream.substr(consumed, end - consumed);
+      consumed = end + 2;
       SseEvent ev;
       bool any = false;
       int data_lines = 0;
