@@ -21,32 +21,14 @@ BIN=build/bin
 TOKEN=tsk_bench-sse-token-0123456789abcdef
 mkdir -p "$WORK"
 rm -rf "$WORK/data"
-have=$(ls "$CERTS"/vehicle-*.pem 2>/dev/null | wc -l || true)
-if (( have < VEHICLES )); then "$BIN/tsctl" dev-ca --out "$CERTS" --count "$VEHICLES" >/dev/null; fi
+source bench/load/common.sh
+ensure_certs "$VEHICLES"
 VINS=$(ls "$CERTS"/vehicle-*.pem | sed 's|.*/vehicle-||; s|\.pem$||' | sort | sed -n "1,${VEHICLES}p" | paste -sd, -)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MQTT_PORT=$(free_port); PORT=$(free_port); API_PORT=$(free_port)
-cat > "$WORK/mosquitto.conf" <<CONF
-listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
-persistence false
-set_tcp_nodelay true
-max_inflight_messages 0
-max_queued_messages 1000000
-CONF
-cat > "$WORK/config.json" <<CONF
-{"host": "127.0.0.1", "port": $PORT, "log_level": "warn",
- "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
- "mqtt": {"broker": "127.0.0.1:$MQTT_PORT", "client_id": "bench-sse", "topic_base": "telemetry",
-          "qos": 1, "event_time_envelope": true, "record_message": $RECORD_MESSAGE},
- "tls": {"server_cert": "$CERTS/server.pem", "server_key": "$CERTS/server.key", "ca_file": "$CERTS/ca.pem"}}
-CONF
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 & pids+=($!)
-"$BIN/telemetry-server" --config "$WORK/config.json" --workers "$WORKERS" 2>"$WORK/server.log" & pids+=($!)
+start_broker "$MQTT_PORT" "max_inflight_messages 0" "max_queued_messages 1000000"
+start_server "$PORT" "$MQTT_PORT" \
+  "\"client_id\": \"bench-sse\", \"qos\": 1, \"event_time_envelope\": true, \"record_message\": $RECORD_MESSAGE"
 TESLASYNC_HTTP_ADDR=127.0.0.1:$API_PORT TESLASYNC_DATA_DIR=$WORK/data TESLASYNC_API_TOKEN=$TOKEN \
   TESLASYNC_VEHICLES=$VINS TESLASYNC_LOG_LEVEL=warn FLEET_TELEMETRY_MQTT_BROKER=127.0.0.1:$MQTT_PORT \
   FLEET_TELEMETRY_MQTT_CLIENT_ID=bench-sse-api "$BIN/teslasync-api" 2>"$WORK/api.log" & pids+=($!)

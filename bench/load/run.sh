@@ -29,30 +29,12 @@ WORK=build/bench-load
 CERTS=${CERTS:-$WORK/certs}
 BIN=build/bin
 mkdir -p "$WORK"
-have=$(ls "$CERTS"/vehicle-*.pem 2>/dev/null | wc -l || true)
-if (( have < VEHICLES )); then "$BIN/tsctl" dev-ca --out "$CERTS" --count "$VEHICLES" >/dev/null; fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/load/common.sh
+ensure_certs "$VEHICLES"
 MQTT_PORT=$(free_port); PORT=$(free_port); METRICS_PORT=$(free_port)
-cat > "$WORK/mosquitto.conf" <<CONF
-listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
-persistence false
-set_tcp_nodelay true
-max_queued_messages 100000
-CONF
-cat > "$WORK/config.json" <<CONF
-{"host": "127.0.0.1", "port": $PORT, "log_level": "warn",
- "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
- "mqtt": {"broker": "127.0.0.1:$MQTT_PORT", "client_id": "bench", "topic_base": "telemetry", "qos": 0},
- "monitoring": {"prometheus_metrics_port": $METRICS_PORT},
- "tls": {"server_cert": "$CERTS/server.pem", "server_key": "$CERTS/server.key", "ca_file": "$CERTS/ca.pem"}}
-CONF
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 & pids+=($!)
-"$BIN/telemetry-server" --config "$WORK/config.json" --workers "$WORKERS" 2>"$WORK/server.log" & pids+=($!)
+start_broker "$MQTT_PORT" "max_queued_messages 100000"
+start_server "$PORT" "$MQTT_PORT" '"client_id": "bench", "qos": 0' \
+  "\"monitoring\": {\"prometheus_metrics_port\": $METRICS_PORT},"
 metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v n="$1" '$1==n {print $2}'; }
 for _ in $(seq 1 100); do [[ -n "$(metric uptime_sec 2>/dev/null)" ]] && break; sleep 0.1; done
 

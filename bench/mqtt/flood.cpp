@@ -8,21 +8,16 @@
 #include "dispatch/mqtt/mqtt_client.hpp"
 
 namespace ts::bench {
-namespace {
-
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
-  const auto end = Clock::now() + limit;
+  const auto end = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
-    if (Clock::now() > end) return false;
+    if (std::chrono::steady_clock::now() > end) return false;
     std::this_thread::sleep_for(1ms);
   }
   return true;
 }
-
-}  // namespace
 
 void flood(std::uint16_t port, std::size_t n, const MakeMessage& make, std::chrono::seconds limit,
            const std::string& client_id) {

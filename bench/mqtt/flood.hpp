@@ -13,6 +13,9 @@
 
 namespace ts::bench {
 
+/// Polls `pred` every millisecond until it holds (true) or `limit` passes (false).
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit);
+
 /// Fills the topic and payload of message `i` (0 <= i < n); both arrive cleared.
 using MakeMessage = std::function<void(std::size_t i, std::string& topic, std::string& payload)>;
 

@@ -123,14 +123,7 @@ mqtt::SubscriberOptions subscriber_options(std::uint16_t port) {
   return o;
 }
 
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
-  const auto end = Clock::now() + limit;
-  while (!pred()) {
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using ts::bench::wait_until;
 
 // Queues `n` messages on the broker for the stopped subscriber's session.
 void preload(std::uint16_t port, std::size_t n) {

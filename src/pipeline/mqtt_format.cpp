@@ -210,6 +210,15 @@ std::string event_time_suffix(const Record& r, const vd::Payload& p) {
   return out;
 }
 
+// Drops whatever the batch holds (a record yields all its messages or none), keeping the count
+// of datums without a value.
+void discard_messages(MqttBatch& batch, MqttFormatError error) {
+  const int without_value = batch.datums_without_value;
+  batch = MqttBatch{};
+  batch.error = error;
+  batch.datums_without_value = without_value;
+}
+
 // mqtt.record_message: `<base>/<vin>/v` with {"ts":"<time>","data":{"<Field>":<value>,…}}.
 void format_record_message(MqttBatch& batch, const Record& r, const vd::Payload& p,
                            std::span<const std::pair<int, int>> chosen,
@@ -240,17 +249,12 @@ void format_record_message(MqttBatch& batch, const Record& r, const vd::Payload&
     append_field_name(text, key);
     text += "\":";
     if (!append_mqtt_value(text, datum.value())) {
-      const int without_value = batch.datums_without_value;
-      batch = MqttBatch{};
-      batch.error = MqttFormatError::NonFiniteNumber;
-      batch.datums_without_value = without_value;
+      discard_messages(batch, MqttFormatError::NonFiniteNumber);
       return;
     }
   }
   if (first) {  // no datum with a value: nothing to publish, as per field
-    const int without_value = batch.datums_without_value;
-    batch = MqttBatch{};
-    batch.datums_without_value = without_value;
+    discard_messages(batch, MqttFormatError::None);
     return;
   }
   text += "}}";
@@ -308,10 +312,7 @@ void format_vehicle_data(MqttBatch& batch, const Record& r, const vd::Payload& p
     w.begin_payload();
     if (options.event_time_envelope) text += "{\"value\":";
     if (!append_mqtt_value(text, datum.value())) {
-      const int without_value = batch.datums_without_value;
-      batch = MqttBatch{};
-      batch.error = MqttFormatError::NonFiniteNumber;
-      batch.datums_without_value = without_value;
+      discard_messages(batch, MqttFormatError::NonFiniteNumber);
       return;
     }
     if (options.event_time_envelope) text += envelope_end;
