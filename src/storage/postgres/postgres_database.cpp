@@ -1,6 +1,8 @@
 #include "storage/postgres/postgres_database.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <iterator>
@@ -52,38 +54,58 @@ std::string partition_name(std::int64_t day) { return "signal_log_p" + detail::d
 /// Text values repaired (NUL, invalid UTF-8) on this thread; write() reports them.
 thread_local std::size_t t_repaired_texts = 0;
 
-/// COPY text format: backslash escapes for the characters that delimit fields and rows. Text
-/// PostgreSQL would refuse (NUL, invalid UTF-8) is repaired first.
-void append_copy_text(std::string& out, std::string_view v) {
-  std::string repaired;
-  const bool clean = detail::is_clean_text(v);
-  if (!clean) {
-    repaired = detail::repair_text(v);
-    v = repaired;
-    ++t_repaired_texts;
+/// A COPY … (FORMAT binary) stream: the signature header, then rows of length-prefixed fields
+/// in network byte order, then the trailer. Text PostgreSQL would refuse (NUL, invalid UTF-8)
+/// is repaired first.
+class CopyBinary {
+ public:
+  explicit CopyBinary(std::size_t reserve) {
+    out_.reserve(reserve + 32);
+    out_.append("PGCOPY\n\377\r\n\0", 11);
+    put(std::uint32_t{0}, std::uint32_t{0});  // flags (no OIDs), header extension length
   }
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += c;
+  void begin_row(std::uint16_t fields) { put(fields); }
+  void null() { put(std::uint32_t{0xFFFFFFFF}); }
+  void int2(std::int16_t v) { put(std::uint32_t{2}, static_cast<std::uint16_t>(v)); }
+  void int4(std::int32_t v) { put(std::uint32_t{4}, static_cast<std::uint32_t>(v)); }
+  void int8(std::int64_t v) { put(std::uint32_t{8}, static_cast<std::uint64_t>(v)); }
+  void float8(double v) { put(std::uint32_t{8}, std::bit_cast<std::uint64_t>(v)); }
+  void text(std::string_view v) {
+    std::string repaired;
+    if (!detail::is_clean_text(v)) {
+      repaired = detail::repair_text(v);
+      v = repaired;
+      ++t_repaired_texts;
     }
+    put(static_cast<std::uint32_t>(v.size()));
+    out_.append(v);
   }
-}
+  /// The whole stream, trailer included; call once.
+  std::string_view finish() {
+    put(std::uint16_t{0xFFFF});
+    return out_;
+  }
+
+ private:
+  /// Appends unsigned integers big-endian, back to back, in one append.
+  template <typename... U>
+  void put(U... values) {
+    char buf[(sizeof(U) + ...)];
+    char* p = buf;
+    auto one = [&p](auto v) {
+      for (int i = static_cast<int>(sizeof v) - 1; i >= 0; --i) {
+        *p++ = static_cast<char>(v >> (8 * i));
+      }
+    };
+    (one(values), ...);
+    out_.append(buf, sizeof buf);
+  }
+  std::string out_;
+};
 
 void append_int(std::string& out, std::int64_t v) {
-  fmt::format_to(std::back_inserter(out), "{}", v);
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
 }
 
 /// A one-dimensional array literal in text format ({"a","b",NULL}), built element by element.
@@ -603,55 +625,40 @@ Result<std::size_t> PostgresDatabase::insert_signals(PgConnection& c, std::span<
     if (!r) return detail::failed(r.error());
     return affected(*r);
   }
-  std::string data;
-  data.reserve(rows.size() * 80);
+  // COPY in binary format: the server stores our bytes instead of parsing text per column
+  // (float8in/strtod, int8in: ~15 % of the backend's COPY time in text format, perf).
+  CopyBinary data(rows.size() * 96);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Signal& s = rows[i];
     const detail::ValueColumns v = detail::columns_of(s.value);
-    append_int(data, series[i]);
-    data += '\t';
-    append_int(data, s.ts);
-    data += '\t';
-    append_int(data, static_cast<int>(s.value.kind));
-    data += '\t';
-    if (v.integer)
-      append_int(data, *v.integer);
-    else
-      data += "\\N";
-    data += '\t';
-    if (v.number)
-      append_double(data, *v.number);
-    else
-      data += "\\N";
-    data += '\t';
-    if (v.number2)
-      append_double(data, *v.number2);
-    else
-      data += "\\N";
-    data += '\t';
-    if (v.text)
-      append_copy_text(data, *v.text);
-    else
-      data += "\\N";
-    data += '\t';
-    data += signal::source_name(s.source);
-    data += '\t';
-    append_int(data, s.received_at);
-    data += '\n';
+    data.begin_row(9);
+    data.int4(static_cast<std::int32_t>(series[i]));
+    data.int8(s.ts);
+    data.int2(static_cast<std::int16_t>(s.value.kind));
+    v.integer ? data.int8(*v.integer) : data.null();
+    v.number ? data.float8(*v.number) : data.null();
+    v.number2 ? data.float8(*v.number2) : data.null();
+    v.text ? data.text(*v.text) : data.null();
+    data.text(signal::source_name(s.source));
+    data.int8(s.received_at);
   }
+  const std::string_view bytes = data.finish();
   // Fast path: COPY straight into signal_log (batched heap inserts, one primary-key descent per
   // row). A row already stored (redelivery) fails it with unique_violation: then the batch goes
   // through the staging table and ON CONFLICT DO NOTHING instead.
   if (auto s = c.exec("SAVEPOINT signals"); !s) return detail::failed(s.error());
   auto direct =
-      c.copy_in("COPY signal_log (" + kLogColumns + ") FROM STDIN", data, kUniqueViolation);
+      c.copy_in("COPY signal_log (" + kLogColumns + ") FROM STDIN (FORMAT binary)", bytes,
+                kUniqueViolation);
   if (direct) {
     if (auto s = c.exec("RELEASE SAVEPOINT signals"); !s) return detail::failed(s.error());
     return rows.size();
   }
   if (c.last_sqlstate() != kUniqueViolation) return detail::failed(direct.error());
   if (auto s = c.exec("ROLLBACK TO SAVEPOINT signals"); !s) return detail::failed(s.error());
-  if (auto r = c.copy_in("COPY signal_log_stage (" + kLogColumns + ") FROM STDIN", data); !r) {
+  if (auto r = c.copy_in("COPY signal_log_stage (" + kLogColumns + ") FROM STDIN (FORMAT binary)",
+                         bytes);
+      !r) {
     return detail::failed(r.error());
   }
   auto r = c.exec("INSERT INTO signal_log (" + kLogColumns + ") SELECT " + kLogColumns +
