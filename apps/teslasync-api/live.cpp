@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <map>
+
 #include "core/log.hpp"
 #include "views.hpp"
 
@@ -48,30 +51,34 @@ void Live::publish(std::span<http::Event> events, bool to_bus) {
 void Live::apply(std::span<const signal::Signal> signals, bool mirror) {
   if (signals.empty()) return;
   auto applied = store_.apply_batch(signals);
-  std::vector<const signal::Signal*> changed;
+  // Per-thread scratch (the subscriber and the poller call this): a record's worth of events
+  // would otherwise be a fresh kilobyte-sized allocation per message.
+  thread_local std::vector<http::Event> events;
+  events.clear();
   for (std::size_t i = 0; i < signals.size(); ++i) {
-    if (applied[i] == state::Applied::Newer) changed.push_back(&signals[i]);
+    if (applied[i] != state::Applied::Newer) continue;
+    const auto& s = signals[i];
+    if (mirror && mirror_) mirror_->enqueue(s);
+    events.push_back({.type = "signal_change", .data = signal_change_json(s), .key = s.vin});
   }
-  if (changed.empty()) return;
-  std::vector<http::Event> events;
-  events.reserve(changed.size());
-  for (const auto* s : changed) {
-    if (mirror && mirror_) mirror_->enqueue(*s);
-    events.push_back({.type = "signal_change", .data = signal_change_json(*s), .key = s->vin});
-  }
+  if (events.empty()) return;
   publish(events, mirror);
-  {
-    std::lock_guard lock(mutex_);
-    // A record's signals share their VIN: look the vehicle up once per run of it.
-    std::map<std::string, signal::Signal>* by_name = nullptr;
-    const std::string* vin = nullptr;
-    for (const auto* s : changed) {
-      if (!vin || *vin != s->vin) {
-        by_name = &dirty_[s->vin];
-        vin = &s->vin;
-      }
-      (*by_name)[s->name] = *s;
+  std::lock_guard lock(mutex_);
+  // A record's signals share their VIN: look the vehicle up once per run of it.
+  std::vector<signal::Signal>* changes = nullptr;
+  const std::string* vin = nullptr;
+  for (std::size_t i = 0; i < signals.size(); ++i) {
+    if (applied[i] != state::Applied::Newer) continue;
+    const auto& s = signals[i];
+    if (!vin || *vin != s.vin) {
+      changes = &dirty_[s.vin];
+      vin = &s.vin;
     }
+    changes->push_back({.name = s.name,
+                        .ts = s.ts,
+                        .received_at = s.received_at,
+                        .source = s.source,
+                        .value = s.value});
   }
 }
 
@@ -143,11 +150,17 @@ void Live::coalescer_loop() {
     auto dirty = std::move(dirty_);
     dirty_.clear();
     lock.unlock();
-    for (auto& [vin, by_name] : dirty) {
-      std::vector<signal::Signal> changed;
-      changed.reserve(by_name.size());
-      for (auto& [name, s] : by_name) changed.push_back(std::move(s));
-      publish({.type = "vehicle_update", .data = vehicle_update_json(vin, changed), .key = vin},
+    for (auto& [vin, changes] : dirty) {
+      // One entry per signal, the last applied (the newest), in name order.
+      std::stable_sort(changes.begin(), changes.end(),
+                       [](const auto& a, const auto& b) { return a.name < b.name; });
+      std::vector<signal::Signal> latest;
+      latest.reserve(changes.size());
+      for (std::size_t i = 0; i < changes.size(); ++i) {
+        if (i + 1 < changes.size() && changes[i + 1].name == changes[i].name) continue;
+        latest.push_back(std::move(changes[i]));
+      }
+      publish({.type = "vehicle_update", .data = vehicle_update_json(vin, latest), .key = vin},
               true);
     }
     lock.lock();

@@ -20,12 +20,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "http/sse.hpp"
@@ -77,7 +77,8 @@ class Live {
 
   std::mutex mutex_;  // guards dirty_, stopping_
   std::condition_variable cv_;
-  std::map<std::string, std::map<std::string, signal::Signal>> dirty_;  // vin -> name -> latest
+  // vin -> signals applied since its last vehicle_update, in order (vin left empty)
+  std::unordered_map<std::string, std::vector<signal::Signal>> dirty_;
   bool stopping_ = false;
   std::thread coalescer_;
 

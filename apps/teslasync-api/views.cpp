@@ -12,9 +12,9 @@ void append_entry_fields(std::string& out, const signal::Value& v, signal::Times
   out += "\",\"value\":";
   signal::append_json(out, v);
   out += ",\"ts\":\"";
-  out += signal::format_time(ts);
+  signal::append_time(out, ts);
   out += "\",\"received_at\":\"";
-  out += signal::format_time(received_at);
+  signal::append_time(out, received_at);
   out += "\",\"source\":\"";
   out += signal::source_name(source);
   out += '"';
@@ -26,7 +26,7 @@ void append_time_or_null(std::string& out, const std::optional<signal::Timestamp
     return;
   }
   out += '"';
-  out += signal::format_time(*t);
+  signal::append_time(out, *t);
   out += '"';
 }
 
@@ -34,7 +34,15 @@ void append_time_or_null(std::string& out, const std::optional<signal::Timestamp
 
 void append_json_string(std::string& out, std::string_view s) {
   out += '"';
-  for (unsigned char c : s) {
+  // Names, VINs and most values need no escaping: copy runs of plain characters at once.
+  std::size_t plain = 0;
+  while (plain < s.size()) {
+    const auto c = static_cast<unsigned char>(s[plain]);
+    if (c < 0x20 || c == '"' || c == '\\') break;
+    ++plain;
+  }
+  out.append(s.data(), plain);
+  for (unsigned char c : s.substr(plain)) {
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -99,7 +107,7 @@ std::string vehicle_update_json(std::string_view vin, const std::vector<signal::
   signal::Timestamp newest = 0;
   for (const auto& s : changed) newest = std::max(newest, s.ts);
   out += ",\"ts\":\"";
-  out += signal::format_time(newest);
+  signal::append_time(out, newest);
   out += "\",\"signals\":{";
   bool first = true;
   for (const auto& s : changed) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <unordered_map>
 
 #include "core/log.hpp"
@@ -31,22 +32,26 @@ const void* context_of(const asio::any_io_executor& ex) {
   return &asio::query(ex, asio::execution::context);
 }
 
+/// "id: <id>\n" into `buf`; returns its length.
+std::size_t format_id_line(char (&buf)[32], std::uint64_t id) {
+  std::memcpy(buf, "id: ", 4);
+  auto [end, ec] = std::to_chars(buf + 4, buf + sizeof buf - 1, id);
+  (void)ec;
+  *end++ = '\n';
+  return static_cast<std::size_t>(end - buf);
+}
+
+bool is_line_end(char c) { return c == '\n' || c == '\r'; }
+
 }  // namespace
 
-std::string encode_event(const Event& event, std::optional<std::uint64_t> id) {
-  std::string out;
-  out.reserve(event.data.size() + event.type.size() + 40);
-  if (id) {
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *id);
-    (void)ec;
-    out += "id: ";
-    out.append(buf, end);
-    out += '\n';
-  }
+void append_event(std::string& out, const Event& event) {
   if (!event.type.empty()) {
     out += "event: ";
-    for (char c : event.type) out += (c == '\r' || c == '\n') ? ' ' : c;
+    const std::size_t at = out.size();
+    out += event.type;
+    for (std::size_t i = at; i < out.size(); ++i)
+      if (is_line_end(out[i])) out[i] = ' ';
     out += '\n';
   }
   // WHATWG SSE: CRLF, CR and LF all end a line; each line is its own `data:` field and the
@@ -54,8 +59,7 @@ std::string encode_event(const Event& event, std::optional<std::uint64_t> id) {
   const char* p = event.data.data();
   const char* const end = p + event.data.size();
   for (;;) {
-    const char* eol = p;
-    while (eol != end && *eol != '\n' && *eol != '\r') ++eol;
+    const char* eol = std::find_if(p, end, is_line_end);
     out += eol == p ? "data:" : "data: ";
     out.append(p, eol);
     out += '\n';
@@ -63,6 +67,16 @@ std::string encode_event(const Event& event, std::optional<std::uint64_t> id) {
     p = eol + ((*eol == '\r' && eol + 1 != end && eol[1] == '\n') ? 2 : 1);
   }
   out += '\n';
+}
+
+std::string encode_event(const Event& event, std::optional<std::uint64_t> id) {
+  std::string out;
+  out.reserve(event.data.size() + event.type.size() + 40);
+  if (id) {
+    char line[32];
+    out.append(line, format_id_line(line, *id));
+  }
+  append_event(out, event);
   return out;
 }
 
@@ -179,31 +193,30 @@ std::uint64_t EventHub::last_id() const {
 std::uint64_t EventHub::publish(Event event) { return publish(std::span<Event>(&event, 1)); }
 
 std::uint64_t EventHub::publish(std::span<Event> events) {
-  // The part after the id line is built outside the lock.
-  std::vector<std::string> bodies;
-  bodies.reserve(events.size());
-  for (const Event& e : events) bodies.push_back(encode_event(e));
+  // Everything after the id line is encoded outside the lock, into the buffer that goes on the
+  // wire, with room left for the id line that is put in front under the lock.
+  constexpr std::size_t kIdLineMax = 32;
+  std::vector<std::shared_ptr<EncodedEvent>> encoded;
+  encoded.reserve(events.size());
+  for (Event& e : events) {
+    auto& out = encoded.emplace_back(std::make_shared<EncodedEvent>());
+    out->key = std::move(e.key);
+    out->bytes.reserve(kIdLineMax + e.type.size() + e.data.size() + 24);
+    append_event(out->bytes, e);
+  }
   std::vector<EncodedEventPtr> frozen;
   frozen.reserve(events.size());
   std::uint64_t id = 0;
   {
     std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      auto encoded = std::make_shared<EncodedEvent>();
-      encoded->key = std::move(events[i].key);
+    char line[32];
+    for (auto& e : encoded) {
       id = next_id_++;
-      encoded->id = id;
-      char buf[24];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, id);
-      (void)ec;
-      encoded->bytes.reserve(bodies[i].size() + 8 + static_cast<std::size_t>(end - buf));
-      encoded->bytes += "id: ";
-      encoded->bytes.append(buf, end);
-      encoded->bytes += '\n';
-      encoded->bytes += bodies[i];
-      ring_bytes_ += encoded->bytes.size();
-      ring_.push_back(encoded);
-      frozen.push_back(std::move(encoded));
+      e->id = id;
+      e->bytes.insert(0, line, format_id_line(line, id));
+      ring_bytes_ += e->bytes.size();
+      ring_.push_back(e);
+      frozen.push_back(std::move(e));
     }
     if (events.empty()) id = next_id_ - 1;
     while (!ring_.empty() &&

@@ -54,6 +54,8 @@ using EncodedEventPtr = std::shared_ptr<const EncodedEvent>;
 /// "id: 7\nevent: signal_change\ndata: {…}\n\n". Lines of `data` (split at CRLF, CR or LF) each
 /// get their own `data:` line; an empty `data` still sends one `data:` line so the event fires.
 std::string encode_event(const Event& event, std::optional<std::uint64_t> id = std::nullopt);
+/// encode_event without an id line, appended to `out`.
+void append_event(std::string& out, const Event& event);
 
 struct EventHubOptions {
   std::size_t replay_max_events = 4096;       ///< replay ring: at most this many events…

@@ -79,8 +79,13 @@ void Ingest::offer(std::string_view topic, std::string_view payload, AckToken to
 
 void Ingest::close_open_batch_locked() {
   if (open_.tokens.empty()) return;
+  // The next batch is likely the size of this one: growing a vector of ~100k signals one
+  // doubling at a time moved every signal ~twice (8 % of the subscriber thread, perf).
+  const std::size_t signals = open_.batch.signals.size(), tokens = open_.tokens.size();
   queue_.push_back(std::move(open_));
   open_ = Pending{};
+  open_.batch.signals.reserve(signals);
+  open_.tokens.reserve(tokens);
   stats_.queued_batches.store(queue_.size(), std::memory_order_relaxed);
   update_pause_locked();
 }

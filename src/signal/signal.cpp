@@ -299,7 +299,7 @@ const boost::system::error_category& category() noexcept {
   return c;
 }
 
-std::string format_time(Timestamp ts) {
+void append_time(std::string& out, Timestamp ts) {
   std::int64_t secs = ts / 1'000'000;
   std::int64_t micros = ts % 1'000'000;
   if (micros < 0) {
@@ -327,28 +327,35 @@ std::string format_time(Timestamp ts) {
                   static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
                   static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60),
                   static_cast<long long>(micros));
-    return buf;
+    out += buf;
+    return;
   }
   // "YYYY-MM-DDTHH:MM:SS.ffffffZ" by hand: on every SSE event and API row, snprintf showed up
   // in profiles.
-  std::string out(27, '0');
-  auto put = [&out](std::size_t at, std::int64_t v, int digits) {
-    for (int i = digits - 1; i >= 0; --i, v /= 10) out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
+  char buf[27];
+  auto put = [&buf](std::size_t at, std::int64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i, v /= 10) buf[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
   };
   put(0, y, 4);
-  out[4] = '-';
+  buf[4] = '-';
   put(5, m, 2);
-  out[7] = '-';
+  buf[7] = '-';
   put(8, d, 2);
-  out[10] = 'T';
+  buf[10] = 'T';
   put(11, rem / 3600, 2);
-  out[13] = ':';
+  buf[13] = ':';
   put(14, rem / 60 % 60, 2);
-  out[16] = ':';
+  buf[16] = ':';
   put(17, rem % 60, 2);
-  out[19] = '.';
+  buf[19] = '.';
   put(20, micros, 6);
-  out[26] = 'Z';
+  buf[26] = 'Z';
+  out.append(buf, sizeof buf);
+}
+
+std::string format_time(Timestamp ts) {
+  std::string out;
+  append_time(out, ts);
   return out;
 }
 

@@ -120,6 +120,8 @@ inline boost::system::error_code make_error_code(Errc e) noexcept {
 
 /// RFC 3339 / ISO 8601 UTC text with microseconds: "2026-11-24T16:00:18.123456Z".
 std::string format_time(Timestamp ts);
+/// format_time appended to `out` (no temporary string: SSE events and API rows carry two each).
+void append_time(std::string& out, Timestamp ts);
 /// Parses RFC 3339 ("Z" or ±hh:mm offset, optional fraction of any length: digits past
 /// microseconds are truncated). Empty for anything else.
 std::optional<Timestamp> parse_time(std::string_view text) noexcept;
