@@ -44,6 +44,7 @@ struct TlsConfig {
   std::string server_cert;  ///< PEM chain, checked readable at load
   std::string server_key;   ///< PEM key, checked readable at load
   std::string ca_file;  ///< PEM CAs that issued vehicle certificates; required (no embedded bundle)
+  bool native_record_layer = true;  ///< extension: Tls13Records after a TLS 1.3 handshake
 };
 
 /// `rate_limit` (spec §6): a per-connection sliding-log limiter.

@@ -84,6 +84,7 @@ int run(const Config& config) {
   ts::vehicle_link::LinkOptions link;
   link.host = config.host;
   link.port = config.port;
+  link.tls_native_records = config.tls.native_record_layer;
   link.pipeline.transmit_decoded_records = config.transmit_decoded_records;
   for (const auto& [type, names] : config.records) {
     link.pipeline.configured_record_types.push_back(type);

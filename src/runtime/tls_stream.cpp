@@ -70,6 +70,7 @@ TlsStream::~TlsStream() {
 TlsStream::TlsStream(TlsStream&& other) noexcept
     : socket_(std::move(other.socket_)),
       ssl_(std::exchange(other.ssl_, nullptr)),
+      records_(std::move(other.records_)),
       role_(other.role_),
       fatal_(other.fatal_),
       close_notify_pending_(other.close_notify_pending_) {}
@@ -79,6 +80,7 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     if (ssl_ != nullptr) SSL_free(ssl_);
     socket_ = std::move(other.socket_);
     ssl_ = std::exchange(other.ssl_, nullptr);
+    records_ = std::move(other.records_);
     role_ = other.role_;
     fatal_ = other.fatal_;
     close_notify_pending_ = other.close_notify_pending_;
@@ -91,9 +93,19 @@ void TlsStream::cancel() {
   socket_.cancel(ignored);
 }
 
+bool TlsStream::take_over_records() {
+  if (role_ != Role::server || ssl_ == nullptr || fatal_) return false;
+  records_ = Tls13Records::take_over(ssl_);
+  if (!records_) return false;
+  SSL_free(ssl_);
+  ssl_ = nullptr;
+  return true;
+}
+
 TlsStep TlsStream::read_step(void* data, std::size_t size) {
   if (size == 0) return {};
   if (!socket_.is_open()) return {asio::error::bad_descriptor};
+  if (records_) return records_->read(socket_.native_handle(), data, size);
   ERR_clear_error();
   errno = 0;
   std::size_t n = 0;
@@ -106,6 +118,7 @@ TlsStep TlsStream::read_step(void* data, std::size_t size) {
 TlsStep TlsStream::write_step(const void* data, std::size_t size) {
   if (size == 0) return {};
   if (!socket_.is_open()) return {asio::error::bad_descriptor};
+  if (records_) return records_->write(socket_.native_handle(), data, size);
   ERR_clear_error();
   errno = 0;
   std::size_t n = 0;
@@ -117,6 +130,7 @@ TlsStep TlsStream::write_step(const void* data, std::size_t size) {
 
 TlsStep TlsStream::handshake_step() {
   if (!socket_.is_open()) return {asio::error::bad_descriptor};
+  if (records_) return {};  // long done
   ERR_clear_error();
   errno = 0;
   const int ret = SSL_do_handshake(ssl_);
@@ -127,6 +141,7 @@ TlsStep TlsStream::handshake_step() {
 
 TlsStep TlsStream::shutdown_step() {
   if (!socket_.is_open()) return {asio::error::bad_descriptor};
+  if (records_) return records_->shutdown(socket_.native_handle());
   if (fatal_ || SSL_is_init_finished(ssl_) != 1) return {};
   const bool sent = (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) != 0;
   // A second SSL_shutdown would read (waiting for the peer's close_notify): never do that.
@@ -188,7 +203,9 @@ TlsStep TlsStream::fail(int ret, int saved_errno) {
 
 void TlsStream::begin_close() {
   if (!socket_.is_open()) return;
-  if (!fatal_ && SSL_is_init_finished(ssl_) == 1 &&
+  if (records_) {
+    (void)records_->shutdown(socket_.native_handle());  // one attempt, as below
+  } else if (!fatal_ && SSL_is_init_finished(ssl_) == 1 &&
       ((SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) == 0 || close_notify_pending_)) {
     // One attempt: if the socket cannot take the alert now, the peer is not reading anyway.
     ERR_clear_error();

@@ -27,22 +27,14 @@
 #include <memory>
 #include <utility>
 
+#include "runtime/tls13_records.hpp"
+#include "runtime/tls_step.hpp"
+
 namespace ts::runtime {
 
 class TlsStream;
 
 namespace detail {
-
-/// What one call into OpenSSL asks for next.
-enum class TlsWant : std::uint8_t { nothing, read, write };
-
-/// Outcome of one non-blocking step: done (`want == nothing`, `ec`/`bytes` final) or a socket
-/// readiness to wait for before the same step is retried.
-struct TlsStep {
-  boost::system::error_code ec;
-  std::size_t bytes = 0;
-  TlsWant want = TlsWant::nothing;
-};
 
 /// Tag for the posted re-entry of an operation that finished without waiting (Asio never calls
 /// a completion handler from inside the initiating function).
@@ -172,6 +164,7 @@ class TlsStream {
   TlsStream& operator=(const TlsStream&) = delete;
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
+  /// The SSL object; null after take_over_records().
   SSL* native_handle() noexcept { return ssl_; }
   Role role() const noexcept { return role_; }
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
@@ -181,6 +174,15 @@ class TlsStream {
 
   /// Cancels the pending waits: pending operations complete with operation_aborted.
   void cancel();
+
+  /// Server role, right after async_handshake succeeded and before any read or write: hands the
+  /// connection to the TLS 1.3 record layer of tls13_records.hpp and frees the SSL object (the
+  /// context must have had enable_tls13_record_takeover). Read the peer's certificate first:
+  /// native_handle() is null afterwards. Returns false, and OpenSSL keeps the connection, when
+  /// it is not eligible (TLS 1.2, a CCM suite, ...). Operations behave the same either way.
+  bool take_over_records();
+  /// True once take_over_records() succeeded.
+  bool records_taken_over() const noexcept { return records_ != nullptr; }
 
   /// The TLS handshake (SSL_accept or SSL_connect, by role). Signature void(error_code).
   template <class Token>
@@ -306,6 +308,7 @@ class TlsStream {
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;  // owned; its BIO uses socket_'s descriptor and never closes it
+  std::unique_ptr<Tls13Records> records_;  // after take_over_records(); ssl_ is then null
   Role role_;
   bool fatal_ = false;  // SSL_ERROR_SSL/SYSCALL seen: OpenSSL forbids SSL_shutdown afterwards
   bool close_notify_pending_ = false;  // SSL_shutdown wanted to write: retry it, nothing else

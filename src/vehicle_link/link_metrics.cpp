@@ -33,6 +33,10 @@ LinkMetrics::LinkMetrics(core::MetricsRegistry& m)
                                      "TLS handshakes that failed (no or untrusted client "
                                      "certificate, scanners, timeouts).")
                                .get()),
+      tls_native_records(m.counter("teslasync_link_tls_native_records_total",
+                                   "TLS 1.3 connections handed from OpenSSL to the native record "
+                                   "layer after the handshake (tls.native_record_layer).")
+                             .get()),
       identity_rejected(m.counter("teslasync_link_identity_rejected_total",
                                   "Verified certificates rejected by the identity rules (spec "
                                   "§2.3).",

@@ -29,6 +29,7 @@ struct LinkMetrics {
   // ours
   core::Counter& connections_accepted;
   core::Counter& tls_handshake_failed;
+  core::Counter& tls_native_records;
   core::Family<core::Counter>& identity_rejected;
   core::Family<core::Counter>& bad_record;
   core::Counter& text_frame_closed;

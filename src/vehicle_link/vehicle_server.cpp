@@ -260,6 +260,10 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
     sh->log_handshake_error(peer, ec);
     co_return;
   }
+  // spec §2.3: identity from the leaf of the verified chain only. Read now, while OpenSSL still
+  // has the chain; acted on after the upgrade, as the reference does.
+  auto identity = pki::identity_from_connection(tls.native_handle());
+  if (sh->opt.tls_native_records && tls.take_over_records()) sh->metrics.tls_native_records.inc();
 
   bhttp::request<bhttp::empty_body> req;
   {
@@ -301,9 +305,8 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
     co_return;
   }
 
-  // spec §2.3: identity from the leaf of the verified chain only; on failure the upgraded
-  // socket is closed without a close frame and no connectivity event is emitted.
-  auto identity = pki::identity_from_connection(ws.next_layer().native_handle());
+  // spec §2.3: on an identity failure the upgraded socket is closed without a close frame and
+  // no connectivity event is emitted.
   if (!identity) {
     sh->metrics.identity_rejected.with({identity.error().message()}).inc();
     sh->log->warn("rejected vehicle certificate from {}: {}", peer, identity.error().message());
@@ -365,6 +368,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
 VehicleServer::VehicleServer(runtime::ShardPool& shards, asio::ssl::context& tls,
                              LinkOptions options, core::MetricsRegistry& metrics)
     : shared_(std::make_shared<Shared>(shards, tls, std::move(options), metrics)) {
+  if (shared_->opt.tls_native_records) runtime::enable_tls13_record_takeover(tls.native_handle());
   for (std::size_t i = 0; i < shards.size(); ++i)
     shards_.push_back(std::make_shared<ShardState>(shards.shard(i), shared_->metrics));
 }

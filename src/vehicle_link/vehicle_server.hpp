@@ -40,6 +40,9 @@ struct LinkOptions {
   bool suppress_tls_handshake_error_logging = false;
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds write_timeout{10};  ///< spec §2.5: 10 s write deadline per message
+  /// After a TLS 1.3 handshake, run the connection on runtime::Tls13Records and free its OpenSSL
+  /// SSL object (~23 KB per vehicle); false = OpenSSL for the connection's life.
+  bool tls_native_records = true;
   /// Messages larger than this end the connection; up to it, spec §4's 1,000,000-byte rule
   /// answers with ERROR and keeps the connection (docs/compatibility.md).
   std::size_t max_message_bytes = 8 * 1024 * 1024;

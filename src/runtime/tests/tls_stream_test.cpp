@@ -236,6 +236,7 @@ std::string common_name(X509* cert) {
 
 // GCC 12 rejects a braced list as an argument inside a coroutine lambda: named vectors instead.
 const std::vector<std::size_t> kSmallSizes = {7, 70000};
+const std::vector<std::size_t> kMixedSizes = {1, 300, 20000};
 const std::vector<std::size_t> kEchoSizes = {1,     2,     100,   511,   512,    513,
                                              16383, 16384, 16385, 65536, 300000, 1 << 20};
 
@@ -1039,6 +1040,276 @@ TEST_F(WebSocketOverTlsStream, SynchronousTeardownClosesTheSocket) {
   });
   ASSERT_TRUE(tasks.run());
   EXPECT_EQ(client_ec, asio::error::eof) << client_ec.message();
+}
+
+// ---- TLS 1.3 record layer after the handshake (tls13_records.hpp) --------------------------------
+
+// OursVsAsio whose server hands its records to Tls13Records right after the handshake; the
+// client is OpenSSL (Asio's ssl::stream) limited to `suite` when given.
+struct TakenOver : OursVsAsio {
+  explicit TakenOver(asio::io_context& io, const char* suite = nullptr, int max_version = 0)
+      : OursVsAsio(io, max_version) {
+    enable_tls13_record_takeover(server_ctx.context.native_handle());
+    if (suite != nullptr) SSL_set_ciphersuites(client->native_handle(), suite);
+  }
+  // Handshake, then the take-over; false when either failed.
+  bool start(asio::io_context& io) {
+    if (!handshake(io)) return false;
+    identity_cn = common_name(SSL_get0_peer_certificate(server->native_handle()));
+    return server->take_over_records();
+  }
+  std::string identity_cn;
+};
+
+class Tls13RecordSuites : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Tls13RecordSuites, EchoesFromOneByteToOneMebibyteInBothDirections) {
+  asio::io_context io;
+  TakenOver pair(io, GetParam());
+  ASSERT_TRUE(pair.start(io));
+  EXPECT_EQ(pair.identity_cn, "device-1");
+  EXPECT_EQ(pair.server->native_handle(), nullptr) << "the SSL object is freed";
+  EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(pair.client->native_handle())),
+               GetParam());
+  {
+    Tasks tasks(io);
+    tasks.spawn([&] { return echo_back(*pair.server, kEchoSizes); });
+    tasks.spawn([&] { return send_and_check(*pair.client, kEchoSizes, 30); });
+    ASSERT_TRUE(tasks.run());
+  }
+  io.restart();
+  {
+    Tasks tasks(io);
+    tasks.spawn([&] { return send_and_check(*pair.server, kEchoSizes, 40); });
+    tasks.spawn([&] { return echo_back(*pair.client, kEchoSizes); });
+    ASSERT_TRUE(tasks.run());
+  }
+}
+
+TEST_P(Tls13RecordSuites, KeyUpdatesFromThePeerAreFollowedAndAnswered) {
+  // Each round the client asks for a key update (its next record carries KeyUpdate with
+  // update_requested); the server must move its read keys, send its own KeyUpdate before its
+  // next record and move its write keys, or OpenSSL on the client fails the record's MAC.
+  asio::io_context io;
+  TakenOver pair(io, GetParam());
+  ASSERT_TRUE(pair.start(io));
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_EQ(SSL_key_update(pair.client->native_handle(),
+                             round % 2 == 0 ? SSL_KEY_UPDATE_REQUESTED
+                                            : SSL_KEY_UPDATE_NOT_REQUESTED),
+              1);
+    Tasks tasks(io);
+    tasks.spawn([&] { return echo_back(*pair.server, kSmallSizes); });
+    tasks.spawn([&] { return send_and_check(*pair.client, kSmallSizes, 50 + round); });
+    ASSERT_TRUE(tasks.run()) << "round " << round;
+    io.restart();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tls13, Tls13RecordSuites,
+                         ::testing::Values("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                           "TLS_CHACHA20_POLY1305_SHA256"),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param;
+                           std::erase(name, '_');
+                           return name;
+                         });
+
+TEST(Tls13Records, Tls12ConnectionsStayWithOpenSsl) {
+  asio::io_context io;
+  TakenOver pair(io, nullptr, TLS1_2_VERSION);
+  EXPECT_FALSE(pair.start(io));
+  ASSERT_NE(pair.server->native_handle(), nullptr);
+  Tasks tasks(io);
+  tasks.spawn([&] { return echo_back(*pair.server, kSmallSizes); });
+  tasks.spawn([&] { return send_and_check(*pair.client, kSmallSizes, 60); });
+  EXPECT_TRUE(tasks.run());
+}
+
+TEST(Tls13Records, WithoutTheKeyLogHookNothingIsTakenOver) {
+  asio::io_context io;
+  OursVsAsio pair(io);
+  ASSERT_TRUE(pair.handshake(io));
+  EXPECT_FALSE(pair.server->take_over_records());
+  EXPECT_NE(pair.server->native_handle(), nullptr);
+}
+
+TEST(Tls13Records, CloseNotifyBothWays) {
+  asio::io_context io;
+  TakenOver pair(io);
+  ASSERT_TRUE(pair.start(io));
+  error_code read_ec, again_ec, shutdown_ec, client_ec;
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    char byte = 0;
+    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(read_ec));
+    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(again_ec));
+    co_await pair.server->async_shutdown(use_ec(shutdown_ec));
+  });
+  tasks.spawn(
+      [&]() -> asio::awaitable<void> { co_await pair.client->async_shutdown(use_ec(client_ec)); });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_EQ(read_ec, asio::error::eof) << read_ec.message();
+  EXPECT_EQ(again_ec, asio::error::eof) << again_ec.message();
+  EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
+  EXPECT_FALSE(client_ec) << client_ec.message();
+}
+
+TEST(Tls13Records, ShutdownMakesThePeerReadEofAndLaterWritesFail) {
+  asio::io_context io;
+  TakenOver pair(io);
+  ASSERT_TRUE(pair.start(io));
+  error_code shutdown_ec, again_ec, write_ec, client_ec;
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    co_await pair.server->async_shutdown(use_ec(shutdown_ec));
+    co_await pair.server->async_shutdown(use_ec(again_ec));
+    co_await pair.server->async_write_some(asio::buffer("x", 1), use_ec(write_ec));
+  });
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    char byte = 0;
+    co_await pair.client->async_read_some(asio::buffer(&byte, 1), use_ec(client_ec));
+  });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
+  EXPECT_FALSE(again_ec) << again_ec.message();
+  EXPECT_EQ(write_ec, asio::error::shut_down) << write_ec.message();
+  EXPECT_EQ(client_ec, asio::error::eof) << client_ec.message();
+}
+
+TEST(Tls13Records, PeerClosingTcpWithoutCloseNotifyIsTruncation) {
+  asio::io_context io;
+  TakenOver pair(io);
+  ASSERT_TRUE(pair.start(io));
+  error_code ec;
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    char byte = 0;
+    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(ec));
+  });
+  asio::post(io, [&] { pair.client->next_layer().close(); });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
+}
+
+// Raw bytes written under the client's TLS: the server must refuse them, say why with the
+// matching alert, and fail every later call the same way.
+void expect_refused(const std::string& raw, error_code expected, const char* client_sees) {
+  asio::io_context io;
+  TakenOver pair(io);
+  ASSERT_TRUE(pair.start(io));
+  asio::write(pair.client->next_layer(), asio::buffer(raw));
+  error_code ec, again_ec, client_ec;
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    char byte = 0;
+    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(ec));
+    co_await pair.server->async_write_some(asio::buffer("x", 1), use_ec(again_ec));
+    error_code ignored;
+    pair.server->close(ignored);
+  });
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    char byte = 0;
+    co_await pair.client->async_read_some(asio::buffer(&byte, 1), use_ec(client_ec));
+  });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_EQ(ec, expected) << ec.message();
+  EXPECT_EQ(again_ec, expected) << again_ec.message();
+  EXPECT_NE(client_ec.message().find(client_sees), std::string::npos) << client_ec.message();
+}
+
+TEST(Tls13Records, ForgedRecordFailsWithBadRecordMac) {
+  std::string raw = "\x17\x03\x03";
+  raw += std::string("\x00\x20", 2) + random_bytes(32, 7);
+  expect_refused(raw, Tls13Errc::bad_record_mac, "bad record mac");
+}
+
+TEST(Tls13Records, OversizeRecordFailsWithRecordOverflow) {
+  expect_refused(std::string("\x17\x03\x03\x41\x01", 5) + random_bytes(64, 8),
+                 Tls13Errc::record_overflow, "record overflow");
+}
+
+TEST(Tls13Records, PlaintextRecordTypeAfterTheHandshakeIsUnexpected) {
+  expect_refused(std::string("\x16\x03\x03\x00\x05\x18\x00\x00\x01\x00", 10),
+                 Tls13Errc::unexpected_message, "unexpected message");
+}
+
+TEST(Tls13Records, TwoHundredConnectionsEchoOnOneIoContext) {
+  asio::io_context io;
+  pki::VehicleServerContext server_ctx = server_context();
+  enable_tls13_record_takeover(server_ctx.context.native_handle());
+  ssl::context client_ctx = client_context();
+  constexpr int kConnections = 200;
+  int taken_over = 0;
+  Tasks tasks(io);
+  std::vector<std::unique_ptr<TlsStream>> servers;
+  std::vector<std::unique_ptr<AsioTls>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    SocketPair p = connect_pair(io);
+    auto& server = servers.emplace_back(std::make_unique<TlsStream>(
+        std::move(p.server), server_ctx.context.native_handle(), TlsStream::Role::server));
+    auto& client = clients.emplace_back(std::make_unique<AsioTls>(std::move(p.client), client_ctx));
+    tasks.spawn([&s = *server, &taken_over]() -> asio::awaitable<void> {
+      error_code ec;
+      co_await s.async_handshake(use_ec(ec));
+      EXPECT_FALSE(ec) << ec.message();
+      if (ec) co_return;
+      if (s.take_over_records()) ++taken_over;
+      co_await echo_back(s, kMixedSizes);
+    });
+    tasks.spawn([&c = *client, i]() -> asio::awaitable<void> {
+      error_code ec;
+      co_await c.async_handshake(ssl::stream_base::client, use_ec(ec));
+      EXPECT_FALSE(ec) << ec.message();
+      if (!ec) co_await send_and_check(c, kMixedSizes, 100 + static_cast<unsigned>(i));
+    });
+  }
+  ASSERT_TRUE(tasks.run(60s));
+  EXPECT_EQ(taken_over, kConnections);
+}
+
+TEST(Tls13Records, WebSocketOverTakenOverStreamEchoesAndCloses) {
+  asio::io_context io;
+  TakenOver pair(io);
+  ASSERT_TRUE(pair.start(io));
+  OurWs server(std::move(*pair.server));
+  websocket::stream<AsioTls&> client(*pair.client);
+  error_code accept_ec, handshake_ec, close_ec, end_ec;
+  std::string echoed;
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    co_await server.async_accept(use_ec(accept_ec));
+    beast::flat_buffer buf;
+    for (;;) {
+      error_code ec;
+      co_await server.async_read(buf, use_ec(ec));
+      if (ec) {
+        end_ec = ec;
+        co_return;
+      }
+      server.binary(true);
+      co_await server.async_write(buf.data(), use_ec(ec));
+      buf.consume(buf.size());
+    }
+  });
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    co_await client.async_handshake("localhost", "/", use_ec(handshake_ec));
+    if (handshake_ec) co_return;
+    client.binary(true);
+    const std::string message = random_bytes(70000, 9);
+    error_code ec;
+    co_await client.async_write(asio::buffer(message), use_ec(ec));
+    beast::flat_buffer buf;
+    co_await client.async_read(buf, use_ec(ec));
+    echoed = beast::buffers_to_string(buf.data());
+    EXPECT_TRUE(echoed == message);
+    co_await client.async_close(websocket::close_code::normal, use_ec(close_ec));
+  });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_FALSE(accept_ec) << accept_ec.message();
+  EXPECT_FALSE(handshake_ec) << handshake_ec.message();
+  EXPECT_FALSE(close_ec) << close_ec.message();
+  EXPECT_EQ(end_ec, websocket::error::closed) << end_ec.message();
 }
 
 }  // namespace
