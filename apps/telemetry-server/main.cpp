@@ -3,9 +3,12 @@
 // phases on SIGINT/SIGTERM. No protocol logic lives here.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <malloc.h>
 
 
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -144,9 +147,41 @@ int run(const Config& config) {
             status_server ? fmt::format("; status on :{}", status_server->port()) : "");
 
   boost::asio::io_context main_io;
+  // A TLS handshake allocates ~40 KB and frees all but the connection's ~7 KB; glibc keeps the
+  // freed pages of its arenas resident (10,000 idle vehicles: 320 MiB instead of 130). After
+  // connections came or went, give free pages back to the system (malloc_trim walks the arenas
+  // off the shard threads; with no churn it is never called).
+  auto& trims = metrics
+                    .counter("teslasync_process_memory_trims_total",
+                             "Times freed heap memory was returned to the system after "
+                             "connection churn (malloc_trim).")
+                    .get();
+  boost::asio::steady_timer trim_timer(main_io);
+  std::uint64_t trimmed_at = 0;
+  int received = 0;  // the signal that stops us
+  std::function<void()> schedule_trim = [&] {
+    trim_timer.expires_after(std::chrono::seconds(10));
+    trim_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || received != 0) return;
+      if (const auto handshakes = server.handshakes(); handshakes != trimmed_at) {
+        trimmed_at = handshakes;
+        const auto start = std::chrono::steady_clock::now();
+        malloc_trim(0);
+        trims.inc();
+        log->debug("returned free heap memory to the system in {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start)
+                       .count());
+      }
+      schedule_trim();
+    });
+  };
+  schedule_trim();
   boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
-  int received = 0;
-  signals.async_wait([&](const boost::system::error_code&, int sig) { received = sig; });
+  signals.async_wait([&](const boost::system::error_code&, int sig) {
+    received = sig;
+    trim_timer.cancel();
+  });
   main_io.run();
 
   // Two-phase shutdown: stop input, let sessions finish their frame, flush dispatchers, exit.

@@ -8,11 +8,13 @@
 // and N connections. Per connection = (at N - at N/2) / (N/2): one-time costs drop out.
 //
 //   tls_idle_memory [--connections N] [--stack ours|asio|both] [--tls 1.2|1.3] [--free-buffers]
-//                   [--trace] [--no-client-cert]
+//                   [--trace] [--no-client-cert] [--take-over]
 //
 // --free-buffers calls SSL_free_buffers after the upgrade; --trace prints, for one connection,
 // the OpenSSL allocations still live when it idles, by OpenSSL source line; --no-client-cert
-// stops requesting the vehicle certificate (an experiment: the server requires it in production).
+// stops requesting the vehicle certificate (an experiment: the server requires it in production);
+// --take-over hands each connection to runtime::Tls13Records after the handshake, as
+// telemetry-server does by default (tls.native_record_layer).
 //
 // Numbers reported by the child (after malloc_trim(0), so freed memory does not count):
 //   rss      VmRSS from /proc/self/statm
@@ -301,6 +303,7 @@ struct Options {
   bool free_buffers = false;
   bool trace = false;
   bool no_client_cert = false;  // experiment: how much of it is the vehicle's certificate
+  bool take_over = false;       // TlsStream::take_over_records() after the handshake
 };
 
 struct Files {
@@ -457,13 +460,17 @@ asio::awaitable<void> session_ours(Server& server, tcp::socket socket) {
                  SSL_get_cipher_name(tls.native_handle()));
     server.probe.x509_bytes = x509_cost(SSL_get0_peer_certificate(tls.native_handle()));
   }
+  if (server.options.take_over && !tls.take_over_records()) {
+    std::fprintf(stderr, "server: connection not taken over (TLS 1.2?)\n");
+  }
   websocket::stream<ts::runtime::TlsStream> ws(std::move(tls));
   ws.binary(true);
   ws.auto_fragment(false);
   co_await ws.async_accept(asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return;
   if (first) server.probe.after_accept = g_openssl_bytes.load();
-  if (server.options.free_buffers) SSL_free_buffers(ws.next_layer().native_handle());
+  if (server.options.free_buffers && ws.next_layer().native_handle() != nullptr)
+    SSL_free_buffers(ws.next_layer().native_handle());
   if (first) server.probe.after_free = g_openssl_bytes.load();
   co_await idle_read(server, ws, first);
 }
@@ -552,6 +559,7 @@ asio::awaitable<void> control_loop(Server& server, asio::posix::stream_descripto
         {files.file("server.pem"), files.file("server.key"), files.file("ca.pem")});
     if (options.no_client_cert)
       SSL_CTX_set_verify(context.context.native_handle(), SSL_VERIFY_NONE, nullptr);
+    if (options.take_over) ts::runtime::enable_tls13_record_takeover(context.context.native_handle());
     asio::io_context io(1);
     tcp::acceptor acceptor(io);
     tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), 0);
@@ -770,10 +778,11 @@ void report(const Result& r, const Options& options) {
     return (r.full[static_cast<std::size_t>(i)] - r.zero[static_cast<std::size_t>(i)]) /
            options.connections;
   };
-  std::printf("\n%s: %d idle connections (%s%s%s)\n", name(r.stack), options.connections,
+  std::printf("\n%s: %d idle connections (%s%s%s%s)\n", name(r.stack), options.connections,
               r.probe.size() == 7 && r.probe[6] == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2",
               options.no_client_cert ? ", no client certificate" : ", mTLS",
-              options.free_buffers ? ", SSL_free_buffers" : "");
+              options.free_buffers ? ", SSL_free_buffers" : "",
+              options.take_over ? ", records taken over after the handshake" : "");
   std::printf("  per connection, N/2..N:  rss %6lld B   heap %6lld B   openssl %6lld B\n", per(1),
               per(2), per(3));
   std::printf("  per connection, 0..N:    rss %6lld B   heap %6lld B   openssl %6lld B\n",
@@ -830,10 +839,12 @@ Options parse(int argc, char** argv) {
       o.trace = true;
     } else if (a == "--no-client-cert") {
       o.no_client_cert = true;
+    } else if (a == "--take-over") {
+      o.take_over = true;
     } else {
       throw std::runtime_error("unknown argument " + a +
                                " (--connections N --stack ours|asio|both --tls 1.2|1.3 "
-                               "--free-buffers --trace --no-client-cert)");
+                               "--free-buffers --trace --no-client-cert --take-over)");
     }
   }
   return o;

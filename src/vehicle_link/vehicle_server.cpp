@@ -92,6 +92,7 @@ struct VehicleServer::Shared {
   std::shared_ptr<spdlog::logger> log = ts::log::get("link");
   std::atomic<std::uint16_t> port{0};
   std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> handshakes{0};
   std::atomic<std::int64_t> last_handshake_log_ms{0};
   std::atomic<std::uint64_t> handshake_errors_unlogged{0};
   const std::vector<dispatch::Dispatcher*>* connectivity_route = nullptr;
@@ -252,6 +253,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   set_keepalive(socket);
   const std::string peer = peer_of(socket);
   TlsStream tls(std::move(socket), sh->tls.native_handle(), TlsStream::Role::server);
+  sh->handshakes.fetch_add(1, std::memory_order_relaxed);
   runtime::Deadline handshake_deadline(tls);  // TLS handshake and upgrade request, together
   handshake_deadline.arm(sh->opt.handshake_timeout);
   co_await tls.async_handshake(use_ec(ec));
@@ -430,6 +432,8 @@ void VehicleServer::start() {
 std::uint16_t VehicleServer::port() const { return shared_->port; }
 
 std::int64_t VehicleServer::connections() const { return shared_->metrics.connections.load(); }
+
+std::uint64_t VehicleServer::handshakes() const { return shared_->handshakes.load(); }
 
 void VehicleServer::shutdown_input() {
   if (shared_->stopping.exchange(true)) return;
