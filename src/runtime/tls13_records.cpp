@@ -30,6 +30,12 @@ constexpr unsigned char kKeyUpdate = 24;  // HandshakeType key_update
 constexpr std::size_t kMaxPlaintext = 16384;
 constexpr std::size_t kMaxCiphertext = kMaxPlaintext + 256;
 constexpr std::size_t kTag = 16, kHeader = 5;
+// OpenSSL's limits on records without data in a row (empty records, KeyUpdates, warning alerts):
+// without one, a peer could keep a shard thread in one read for as long as it sends them.
+constexpr std::uint8_t kMaxEmptyRecords = 32;
+// Our own KeyUpdate after this many records under one key: far below AES-GCM's limit of ~2^24.5
+// records per key (RFC 8446 §5.5); a vehicle at 1 Hz never gets there.
+constexpr std::uint64_t kRekeyAfter = std::uint64_t{1} << 23;
 constexpr int kAlertCloseNotify = 0, kAlertUnexpectedMessage = 10, kAlertBadRecordMac = 20,
               kAlertRecordOverflow = 22, kAlertIllegalParameter = 47, kAlertDecodeError = 50,
               kAlertInternalError = 80, kAlertUserCanceled = 90;
@@ -122,6 +128,13 @@ bool expand_label(const unsigned char* secret, std::size_t secret_len, std::stri
   return ok;
 }
 
+const EVP_CIPHER* cipher_for(int suite) {
+  static EVP_CIPHER* const ciphers[] = {EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr),
+                                        EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr),
+                                        EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr)};
+  return ciphers[suite];
+}
+
 }  // namespace
 
 void enable_tls13_record_takeover(SSL_CTX* ctx) {
@@ -146,6 +159,8 @@ class Tls13Category final : public boost::system::error_category {
       case Tls13Errc::decode_error: return "decode error";
       case Tls13Errc::peer_alert: return "peer sent a fatal alert";
       case Tls13Errc::crypto_failure: return "record encryption failed";
+      case Tls13Errc::illegal_parameter: return "illegal parameter";
+      case Tls13Errc::too_many_empty_records: return "too many records without data";
     }
     return "tls13 record error";
   }
@@ -176,7 +191,8 @@ std::unique_ptr<Tls13Records> Tls13Records::take_over(SSL* ssl) {
     default: return nullptr;  // CCM suites: not offered by default, left to OpenSSL
   }
   auto* captured = static_cast<Captured*>(SSL_get_ex_data(ssl, captured_index()));
-  if (captured == nullptr || captured->client_len != hash_len || captured->server_len != hash_len) {
+  if (captured == nullptr || captured->client_len != hash_len || captured->server_len != hash_len ||
+      cipher_for(static_cast<int>(suite)) == nullptr) {
     return nullptr;
   }
   std::unique_ptr<Tls13Records> records(new Tls13Records(suite, hash_len));
@@ -190,6 +206,7 @@ std::unique_ptr<Tls13Records> Tls13Records::take_over(SSL* ssl) {
 }
 
 Tls13Records::~Tls13Records() {
+  if (record_) OPENSSL_cleanse(record_.get(), record_len_);
   OPENSSL_cleanse(&read_, sizeof read_);
   OPENSSL_cleanse(&write_, sizeof write_);
 }
@@ -211,13 +228,6 @@ bool Tls13Records::next_generation(Direction& d) {
 
 namespace {
 
-const EVP_CIPHER* cipher_for(int suite) {
-  static EVP_CIPHER* const ciphers[] = {EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr),
-                                        EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr),
-                                        EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr)};
-  return ciphers[suite];
-}
-
 // One AEAD operation in place: `data` (size bytes) with the record header as additional data;
 // `tag` is written (seal) or checked (open). A per-thread context, keyed per record: a
 // connection keeps 44 bytes of key and IV per direction instead of a cipher context.
@@ -226,15 +236,20 @@ bool aead(int suite, const unsigned char* key, const unsigned char* iv, std::uin
           unsigned char* tag) {
   thread_local const std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> owned(
       EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  // Passing the cipher again makes OpenSSL rebuild the provider context: only when it changes.
+  thread_local const EVP_CIPHER* current = nullptr;
   EVP_CIPHER_CTX* ctx = owned.get();
   const EVP_CIPHER* cipher = cipher_for(suite);
   if (ctx == nullptr || cipher == nullptr) return false;
+  const EVP_CIPHER* init_cipher = cipher == current ? nullptr : cipher;
+  current = nullptr;  // until this init succeeded
   unsigned char nonce[12];
   std::memcpy(nonce, iv, sizeof nonce);
   for (int i = 0; i < 8; ++i) nonce[11 - i] ^= static_cast<unsigned char>(sequence >> (8 * i));
   int n = 0;
-  if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, seal ? 1 : 0, nullptr) != 1 ||
-      EVP_CipherUpdate(ctx, nullptr, &n, header, static_cast<int>(kHeader)) != 1 ||
+  if (EVP_CipherInit_ex2(ctx, init_cipher, key, nonce, seal ? 1 : 0, nullptr) != 1) return false;
+  current = cipher;
+  if (EVP_CipherUpdate(ctx, nullptr, &n, header, static_cast<int>(kHeader)) != 1 ||
       (size > 0 && EVP_CipherUpdate(ctx, data, &n, data, static_cast<int>(size)) != 1) ||
       (!seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTag, tag) != 1) ||
       EVP_CipherFinal_ex(ctx, data + size, &n) != 1 ||
@@ -304,7 +319,7 @@ int Tls13Records::handle_handshake(std::size_t size, error_code& ec) {
     return size < 4 + length ? kAlertUnexpectedMessage : kAlertDecodeError;
   }
   if (m[4] > 1) {  // KeyUpdateRequest: update_not_requested(0), update_requested(1)
-    ec = Tls13Errc::decode_error;
+    ec = Tls13Errc::illegal_parameter;
     return kAlertIllegalParameter;
   }
   if (!next_generation(read_)) {
@@ -338,6 +353,7 @@ TlsStep Tls13Records::read(int fd, void* data, std::size_t size) {
   };
   for (;;) {
     if (plain_begin_ < plain_end_) {
+      empty_records_ = 0;
       const std::size_t n = std::min<std::size_t>(size, plain_end_ - plain_begin_);
       std::memcpy(data, record_.get() + plain_begin_, n);
       plain_begin_ = static_cast<std::uint16_t>(plain_begin_ + n);
@@ -373,6 +389,11 @@ TlsStep Tls13Records::read(int fd, void* data, std::size_t size) {
     const unsigned char type = record_[end - 1];
     const std::size_t length = end - 1;
     if (length > kMaxPlaintext) return fail(Tls13Errc::record_overflow, kAlertRecordOverflow, fd);
+    if (type != kApplicationData || length == 0) {
+      if (++empty_records_ > kMaxEmptyRecords) {
+        return fail(Tls13Errc::too_many_empty_records, kAlertUnexpectedMessage, fd);
+      }
+    }
     switch (type) {
       case kApplicationData:
         plain_begin_ = 0;
@@ -406,16 +427,17 @@ TlsStep Tls13Records::read(int fd, void* data, std::size_t size) {
 TlsStep Tls13Records::flush(int fd) {
   while (out_sent_ < out_len_) {
     const ssize_t r = ::send(fd, out_.get() + out_sent_, out_len_ - out_sent_, MSG_NOSIGNAL);
+    const int error = r < 0 ? errno : EPIPE;
     if (r > 0) {
       out_sent_ += static_cast<std::uint32_t>(r);
-    } else if (r < 0 && errno == EINTR) {
+    } else if (r < 0 && error == EINTR) {
       continue;
-    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    } else if (r < 0 && (error == EAGAIN || error == EWOULDBLOCK)) {
       return {{}, 0, TlsWant::write};
     } else {
       out_.reset();
       out_len_ = out_sent_ = 0;
-      return fail(error_code(r < 0 ? errno : EPIPE, boost::system::system_category()));
+      return fail(error_code(error, boost::system::system_category()));
     }
   }
   out_.reset();
@@ -425,9 +447,10 @@ TlsStep Tls13Records::flush(int fd) {
 
 TlsStep Tls13Records::write(int fd, const void* data, std::size_t size) {
   if (fatal_) return {error_};
+  if (close_notify_sent_) return {boost::asio::error::shut_down};
   if (!out_) {
     if (size == 0) return {};
-    if (close_notify_sent_) return {boost::asio::error::shut_down};
+    if (write_.sequence >= kRekeyAfter) key_update_due_ = true;
     const std::size_t n = std::min(size, kMaxPlaintext);
     const std::size_t key_update = key_update_due_ ? sealed_size(5) : 0;
     out_ = std::make_unique_for_overwrite<unsigned char[]>(key_update + sealed_size(n));
@@ -436,12 +459,14 @@ TlsStep Tls13Records::write(int fd, const void* data, std::size_t size) {
       // Ours goes out under the current keys, then every later record uses the next ones.
       const unsigned char message[5] = {kKeyUpdate, 0, 0, 1, 0};  // update_not_requested
       if (!seal_record(kHandshake, message, sizeof message) || !next_generation(write_)) {
-        return fail(Tls13Errc::crypto_failure);
+        out_.reset();
+        return fail(Tls13Errc::crypto_failure, kAlertInternalError, fd);
       }
       key_update_due_ = false;
     }
     if (!seal_record(kApplicationData, static_cast<const unsigned char*>(data), n)) {
-      return fail(Tls13Errc::crypto_failure);
+      out_.reset();
+      return fail(Tls13Errc::crypto_failure, kAlertInternalError, fd);
     }
     out_consumed_ = n;
   }

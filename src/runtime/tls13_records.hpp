@@ -16,8 +16,8 @@
 /// checks the connection is eligible: TLS 1.3, a suite implemented here (TLS_AES_128_GCM_SHA256,
 /// TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256), nothing buffered inside OpenSSL, no
 /// application record exchanged yet (the sequence numbers are then 0: the server sends no
-/// session tickets), both secrets captured. Otherwise it returns null and OpenSSL keeps the
-/// connection.
+/// session tickets; TlsStream refuses the take-over once it has called SSL_read or SSL_write),
+/// both secrets captured. Otherwise it returns null and OpenSSL keeps the connection.
 ///
 /// Records: reads take the 5-byte header, then the record into a buffer allocated for it (freed
 /// once its plaintext is consumed, so an idle connection holds no buffer), open it with
@@ -55,6 +55,8 @@ enum class Tls13Errc {
   decode_error,        ///< a malformed record, alert or KeyUpdate
   peer_alert,          ///< the peer sent a fatal alert (other than close_notify)
   crypto_failure,      ///< OpenSSL's EVP failed (out of memory)
+  illegal_parameter,   ///< a KeyUpdate with a request value other than 0 or 1
+  too_many_empty_records,  ///< 32 records in a row without data (empty, KeyUpdate, user_canceled)
 };
 const boost::system::error_category& tls13_category() noexcept;
 inline boost::system::error_code make_error_code(Tls13Errc e) noexcept {
@@ -73,7 +75,9 @@ class Tls13Records {
   Tls13Records(const Tls13Records&) = delete;
   Tls13Records& operator=(const Tls13Records&) = delete;
 
-  /// Decrypts into [data, data + size); read_some semantics, non-blocking on `fd`.
+  /// Decrypts into [data, data + size); read_some semantics, non-blocking on `fd`. A peer that
+  /// sends 32 records in a row that carry no data (empty, KeyUpdate, user_canceled) is cut off,
+  /// as OpenSSL does, so it cannot keep the thread in this call.
   /// The peer's close_notify -> asio::error::eof; TCP closed without one ->
   /// asio::ssl::error::stream_truncated.
   detail::TlsStep read(int fd, void* data, std::size_t size);
@@ -112,6 +116,7 @@ class Tls13Records {
   bool close_notify_sent_ = false;
   bool eof_ = false;  // the peer's close_notify came
   bool fatal_ = false;
+  std::uint8_t empty_records_ = 0;  // records in a row that carried no data
   boost::system::error_code error_;  // the fatal error, returned again by later calls
   Direction read_, write_;
 

@@ -73,7 +73,8 @@ TlsStream::TlsStream(TlsStream&& other) noexcept
       records_(std::move(other.records_)),
       role_(other.role_),
       fatal_(other.fatal_),
-      close_notify_pending_(other.close_notify_pending_) {}
+      close_notify_pending_(other.close_notify_pending_),
+      io_started_(other.io_started_) {}
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
@@ -84,6 +85,7 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     role_ = other.role_;
     fatal_ = other.fatal_;
     close_notify_pending_ = other.close_notify_pending_;
+    io_started_ = other.io_started_;
   }
   return *this;
 }
@@ -94,7 +96,8 @@ void TlsStream::cancel() {
 }
 
 bool TlsStream::take_over_records() {
-  if (role_ != Role::server || ssl_ == nullptr || fatal_) return false;
+  // The record layer starts at sequence number 0: only before the first SSL_read/SSL_write.
+  if (role_ != Role::server || ssl_ == nullptr || fatal_ || io_started_) return false;
   records_ = Tls13Records::take_over(ssl_);
   if (!records_) return false;
   SSL_free(ssl_);
@@ -106,6 +109,7 @@ TlsStep TlsStream::read_step(void* data, std::size_t size) {
   if (size == 0) return {};
   if (!socket_.is_open()) return {asio::error::bad_descriptor};
   if (records_) return records_->read(socket_.native_handle(), data, size);
+  io_started_ = true;
   ERR_clear_error();
   errno = 0;
   std::size_t n = 0;
@@ -119,6 +123,7 @@ TlsStep TlsStream::write_step(const void* data, std::size_t size) {
   if (size == 0) return {};
   if (!socket_.is_open()) return {asio::error::bad_descriptor};
   if (records_) return records_->write(socket_.native_handle(), data, size);
+  io_started_ = true;
   ERR_clear_error();
   errno = 0;
   std::size_t n = 0;

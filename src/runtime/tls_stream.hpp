@@ -312,6 +312,7 @@ class TlsStream {
   Role role_;
   bool fatal_ = false;  // SSL_ERROR_SSL/SYSCALL seen: OpenSSL forbids SSL_shutdown afterwards
   bool close_notify_pending_ = false;  // SSL_shutdown wanted to write: retry it, nothing else
+  bool io_started_ = false;  // SSL_read/SSL_write called: too late for take_over_records()
 };
 
 namespace detail {

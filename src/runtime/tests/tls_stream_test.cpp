@@ -1234,6 +1234,54 @@ TEST(Tls13Records, PlaintextRecordTypeAfterTheHandshakeIsUnexpected) {
                  Tls13Errc::unexpected_message, "unexpected message");
 }
 
+TEST(Tls13Records, APeerSendingOnlyKeyUpdatesIsCutOff) {
+  // 40 KeyUpdates and no data: without a cap the server's read would loop for as long as the
+  // peer keeps sending them, holding its shard thread. The client is TlsStream (OpenSSL on the
+  // socket itself), so each SSL_do_handshake puts one KeyUpdate record on the wire.
+  asio::io_context io;
+  pki::VehicleServerContext server_ctx = server_context();
+  enable_tls13_record_takeover(server_ctx.context.native_handle());
+  ssl::context client_ctx = client_context();
+  SocketPair p = connect_pair(io);
+  TlsStream server(std::move(p.server), server_ctx.context.native_handle(), TlsStream::Role::server);
+  TlsStream client(std::move(p.client), client_ctx.native_handle(), TlsStream::Role::client);
+  error_code server_ec, client_ec, read_ec;
+  {
+    Tasks tasks(io);
+    tasks.spawn([&]() -> asio::awaitable<void> { co_await server.async_handshake(use_ec(server_ec)); });
+    tasks.spawn([&]() -> asio::awaitable<void> { co_await client.async_handshake(use_ec(client_ec)); });
+    ASSERT_TRUE(tasks.run());
+    io.restart();
+  }
+  ASSERT_FALSE(server_ec) << server_ec.message();
+  ASSERT_FALSE(client_ec) << client_ec.message();
+  ASSERT_TRUE(server.take_over_records());
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(SSL_key_update(client.native_handle(), SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    ASSERT_EQ(SSL_do_handshake(client.native_handle()), 1) << "update " << i;
+  }
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    char byte = 0;
+    co_await server.async_read_some(asio::buffer(&byte, 1), use_ec(read_ec));
+  });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_EQ(read_ec, Tls13Errc::too_many_empty_records) << read_ec.message();
+}
+
+TEST(Tls13Records, NoTakeOverOnceOpenSslHasCarriedData) {
+  // The record layer starts at sequence number 0: after one SSL_read it would be out of step.
+  asio::io_context io;
+  TakenOver pair(io);
+  ASSERT_TRUE(pair.handshake(io));
+  Tasks tasks(io);
+  tasks.spawn([&] { return echo_back(*pair.server, kSmallSizes); });
+  tasks.spawn([&] { return send_and_check(*pair.client, kSmallSizes, 70); });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_FALSE(pair.server->take_over_records());
+  EXPECT_NE(pair.server->native_handle(), nullptr);
+}
+
 TEST(Tls13Records, TwoHundredConnectionsEchoOnOneIoContext) {
   asio::io_context io;
   pki::VehicleServerContext server_ctx = server_context();
