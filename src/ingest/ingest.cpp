@@ -1,5 +1,7 @@
 #include "ingest/ingest.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "core/log.hpp"
@@ -110,6 +112,7 @@ void Ingest::update_pause_locked() {
 }
 
 void Ingest::writer_loop() {
+  pthread_setname_np(pthread_self(), "ingest-writer");  // for top -H, perf, gdb
   drain();
   std::lock_guard lock(mutex_);
   writer_exited_ = true;
