@@ -29,7 +29,7 @@ start_broker() {
 # TOP_LEVEL_FIELDS more members of the config (`"monitoring": {...},`).
 start_server() {
   cat >"$WORK/config.json" <<CONF
-{"host": "127.0.0.1", "port": $1, "log_level": "warn", ${4:-}
+{"host": "127.0.0.1", "port": $1, "log_level": "${LOG_LEVEL:-warn}", ${4:-}
  "records": {"V": ["mqtt"], "alerts": ["mqtt"], "errors": ["mqtt"], "connectivity": ["mqtt"]},
  "mqtt": {"broker": "127.0.0.1:$2", "topic_base": "telemetry", $3},
  "tls": {"server_cert": "$CERTS/server.pem", "server_key": "$CERTS/server.key", "ca_file": "$CERTS/ca.pem"}}

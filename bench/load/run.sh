@@ -12,7 +12,8 @@
 #
 # Prints one JSON line with the sim's report plus the server's numbers. Needs build/bin/*.
 # Environment: WORKERS (server shards, default 2), SIM_THREADS (default 1), CERTS (a dev-ca dir
-# with enough vehicles; made under build/bench-load/ when absent).
+# with enough vehicles; made under build/bench-load/ when absent), LOG_LEVEL (telemetry-server's,
+# default warn; its log is build/bench-load/server.log).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SCENARIO=${1:?usage: bench/load/run.sh rate|closed|idle [VEHICLES] [RATE] [DURATION]}
