@@ -236,7 +236,6 @@ std::string common_name(X509* cert) {
 
 // GCC 12 rejects a braced list as an argument inside a coroutine lambda: named vectors instead.
 const std::vector<std::size_t> kSmallSizes = {7, 70000};
-const std::vector<std::size_t> kMixedSizes = {1, 300, 20000};
 const std::vector<std::size_t> kEchoSizes = {1,     2,     100,   511,   512,    513,
                                              16383, 16384, 16385, 65536, 300000, 1 << 20};
 
@@ -306,6 +305,31 @@ struct OursVsAsio {
   error_code server_ec;
   error_code client_ec;
 };
+
+// ---- record layers ------------------------------------------------------------------------------
+
+// OursVsAsio whose server, with `native`, hands its records to Tls13Records right after the
+// handshake (as telemetry-server does); the client is OpenSSL limited to `suite` when given.
+struct TakenOver : OursVsAsio {
+  explicit TakenOver(asio::io_context& io, const char* suite = nullptr, int max_version = 0,
+                     bool native_records = true)
+      : OursVsAsio(io, max_version), native(native_records) {
+    if (native) enable_tls13_record_takeover(server_ctx.context.native_handle());
+    if (suite != nullptr) SSL_set_ciphersuites(client->native_handle(), suite);
+  }
+  // Handshake, then (native) the take-over; false when either failed.
+  bool start(asio::io_context& io) {
+    if (!handshake(io)) return false;
+    identity_cn = common_name(SSL_get0_peer_certificate(server->native_handle()));
+    return !native || server->take_over_records();
+  }
+  bool native;
+  std::string identity_cn;
+};
+
+// The tests that hold for both record layers of a server TlsStream: OpenSSL's, and ours after
+// the take-over. Param: true = native.
+class TlsRecordLayers : public ::testing::TestWithParam<bool> {};
 
 // ---- handshake ----------------------------------------------------------------------------------
 
@@ -387,10 +411,10 @@ INSTANTIATE_TEST_SUITE_P(Tls, TlsStreamVersions, ::testing::Values(TLS1_2_VERSIO
 
 // ---- data ---------------------------------------------------------------------------------------
 
-TEST(TlsStream, EchoesFromOneByteToOneMebibyteInBothDirections) {
+TEST_P(TlsRecordLayers, EchoesFromOneByteToOneMebibyteInBothDirections) {
   asio::io_context io;
-  OursVsAsio pair(io);
-  ASSERT_TRUE(pair.handshake(io));
+  TakenOver pair(io, nullptr, 0, GetParam());
+  ASSERT_TRUE(pair.start(io));
   {
     Tasks tasks(io);  // the Asio client talks first, TlsStream echoes
     tasks.spawn([&] { return echo_back(*pair.server, kEchoSizes); });
@@ -597,10 +621,10 @@ TEST(TlsStream, StaleOpenSslErrorOfThisThreadDoesNotFailAnOperation) {
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
-TEST(TlsStream, PeerClosingTcpWithoutCloseNotifyEndsThePendingRead) {
+TEST_P(TlsRecordLayers, PeerClosingTcpWithoutCloseNotifyEndsThePendingRead) {
   asio::io_context io;
-  OursVsAsio pair(io);
-  ASSERT_TRUE(pair.handshake(io));
+  TakenOver pair(io, nullptr, 0, GetParam());
+  ASSERT_TRUE(pair.start(io));
   error_code ec;
   Tasks tasks(io);
   tasks.spawn([&]() -> asio::awaitable<void> {
@@ -630,35 +654,39 @@ TEST(TlsStream, PeerResettingTheConnectionEndsThePendingRead) {
   EXPECT_EQ(ec, asio::error::connection_reset) << ec.message();
 }
 
-TEST(TlsStream, CloseNotifyBothWays) {
-  // The Asio client shuts down: TlsStream reads eof, answers with its own close_notify.
+TEST_P(TlsRecordLayers, CloseNotifyBothWays) {
+  // The Asio client shuts down: TlsStream reads eof (again on a second read), answers with its
+  // own close_notify.
   asio::io_context io;
-  OursVsAsio pair(io);
-  ASSERT_TRUE(pair.handshake(io));
-  error_code read_ec, shutdown_ec, client_ec;
+  TakenOver pair(io, nullptr, 0, GetParam());
+  ASSERT_TRUE(pair.start(io));
+  error_code read_ec, again_ec, shutdown_ec, client_ec;
   Tasks tasks(io);
   tasks.spawn([&]() -> asio::awaitable<void> {
     char byte = 0;
     co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(read_ec));
+    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(again_ec));
     co_await pair.server->async_shutdown(use_ec(shutdown_ec));
   });
   tasks.spawn(
       [&]() -> asio::awaitable<void> { co_await pair.client->async_shutdown(use_ec(client_ec)); });
   ASSERT_TRUE(tasks.run());
   EXPECT_EQ(read_ec, asio::error::eof) << read_ec.message();
+  EXPECT_EQ(again_ec, asio::error::eof) << again_ec.message();
   EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
   EXPECT_FALSE(client_ec) << client_ec.message();
 }
 
-TEST(TlsStream, ShutdownMakesThePeerReadEof) {
+TEST_P(TlsRecordLayers, ShutdownMakesThePeerReadEofAndLaterWritesFail) {
   asio::io_context io;
-  OursVsAsio pair(io);
-  ASSERT_TRUE(pair.handshake(io));
-  error_code shutdown_ec, again_ec, client_ec;
+  TakenOver pair(io, nullptr, 0, GetParam());
+  ASSERT_TRUE(pair.start(io));
+  error_code shutdown_ec, again_ec, write_ec, client_ec;
   Tasks tasks(io);
   tasks.spawn([&]() -> asio::awaitable<void> {
     co_await pair.server->async_shutdown(use_ec(shutdown_ec));
     co_await pair.server->async_shutdown(use_ec(again_ec));  // already sent: nothing to do
+    co_await pair.server->async_write_some(asio::buffer("x", 1), use_ec(write_ec));
   });
   tasks.spawn([&]() -> asio::awaitable<void> {
     char byte = 0;
@@ -667,6 +695,10 @@ TEST(TlsStream, ShutdownMakesThePeerReadEof) {
   ASSERT_TRUE(tasks.run());
   EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
   EXPECT_FALSE(again_ec) << again_ec.message();
+  EXPECT_TRUE(write_ec) << "a write after close_notify must fail";
+  if (GetParam()) {
+    EXPECT_EQ(write_ec, asio::error::shut_down) << write_ec.message();
+  }
   EXPECT_EQ(client_ec, asio::error::eof) << client_ec.message();
 }
 
@@ -795,13 +827,14 @@ TEST(Deadline, BoundsAHandshakeWithASilentPeer) {
 
 // ---- many connections ---------------------------------------------------------------------------
 
-TEST(TlsStream, TwoHundredConcurrentConnectionsEchoOnOneIoContext) {
+TEST_P(TlsRecordLayers, TwoHundredConcurrentConnectionsEchoOnOneIoContext) {
   constexpr int kConnections = 200;
   const std::vector<std::size_t> sizes = {1, 1000, 20000};
   asio::io_context io;
   pki::VehicleServerContext server_ctx = server_context();
+  if (GetParam()) enable_tls13_record_takeover(server_ctx.context.native_handle());
   ssl::context client_ctx = client_context();
-  int server_done = 0, client_done = 0;
+  int server_done = 0, client_done = 0, taken_over = 0;
   Tasks tasks(io);
   for (int i = 0; i < kConnections; ++i) {
     SocketPair p = connect_pair(io);
@@ -811,6 +844,7 @@ TEST(TlsStream, TwoHundredConcurrentConnectionsEchoOnOneIoContext) {
       co_await server.async_handshake(use_ec(ec));
       EXPECT_FALSE(ec) << ec.message();
       if (ec) co_return;
+      if (GetParam() && server.take_over_records()) ++taken_over;
       co_await echo_back(server, sizes);
       ++server_done;
     });
@@ -827,7 +861,12 @@ TEST(TlsStream, TwoHundredConcurrentConnectionsEchoOnOneIoContext) {
   ASSERT_TRUE(tasks.run(60s));
   EXPECT_EQ(server_done, kConnections);
   EXPECT_EQ(client_done, kConnections);
+  EXPECT_EQ(taken_over, GetParam() ? kConnections : 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Layer, TlsRecordLayers, ::testing::Bool(), [](const auto& param_info) {
+  return param_info.param ? std::string("Native") : std::string("OpenSsl");
+});
 
 // ---- Beast websocket over TlsStream -------------------------------------------------------------
 
@@ -1044,23 +1083,6 @@ TEST_F(WebSocketOverTlsStream, SynchronousTeardownClosesTheSocket) {
 
 // ---- TLS 1.3 record layer after the handshake (tls13_records.hpp) --------------------------------
 
-// OursVsAsio whose server hands its records to Tls13Records right after the handshake; the
-// client is OpenSSL (Asio's ssl::stream) limited to `suite` when given.
-struct TakenOver : OursVsAsio {
-  explicit TakenOver(asio::io_context& io, const char* suite = nullptr, int max_version = 0)
-      : OursVsAsio(io, max_version) {
-    enable_tls13_record_takeover(server_ctx.context.native_handle());
-    if (suite != nullptr) SSL_set_ciphersuites(client->native_handle(), suite);
-  }
-  // Handshake, then the take-over; false when either failed.
-  bool start(asio::io_context& io) {
-    if (!handshake(io)) return false;
-    identity_cn = common_name(SSL_get0_peer_certificate(server->native_handle()));
-    return server->take_over_records();
-  }
-  std::string identity_cn;
-};
-
 class Tls13RecordSuites : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Tls13RecordSuites, EchoesFromOneByteToOneMebibyteInBothDirections) {
@@ -1132,64 +1154,6 @@ TEST(Tls13Records, WithoutTheKeyLogHookNothingIsTakenOver) {
   ASSERT_TRUE(pair.handshake(io));
   EXPECT_FALSE(pair.server->take_over_records());
   EXPECT_NE(pair.server->native_handle(), nullptr);
-}
-
-TEST(Tls13Records, CloseNotifyBothWays) {
-  asio::io_context io;
-  TakenOver pair(io);
-  ASSERT_TRUE(pair.start(io));
-  error_code read_ec, again_ec, shutdown_ec, client_ec;
-  Tasks tasks(io);
-  tasks.spawn([&]() -> asio::awaitable<void> {
-    char byte = 0;
-    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(read_ec));
-    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(again_ec));
-    co_await pair.server->async_shutdown(use_ec(shutdown_ec));
-  });
-  tasks.spawn(
-      [&]() -> asio::awaitable<void> { co_await pair.client->async_shutdown(use_ec(client_ec)); });
-  ASSERT_TRUE(tasks.run());
-  EXPECT_EQ(read_ec, asio::error::eof) << read_ec.message();
-  EXPECT_EQ(again_ec, asio::error::eof) << again_ec.message();
-  EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
-  EXPECT_FALSE(client_ec) << client_ec.message();
-}
-
-TEST(Tls13Records, ShutdownMakesThePeerReadEofAndLaterWritesFail) {
-  asio::io_context io;
-  TakenOver pair(io);
-  ASSERT_TRUE(pair.start(io));
-  error_code shutdown_ec, again_ec, write_ec, client_ec;
-  Tasks tasks(io);
-  tasks.spawn([&]() -> asio::awaitable<void> {
-    co_await pair.server->async_shutdown(use_ec(shutdown_ec));
-    co_await pair.server->async_shutdown(use_ec(again_ec));
-    co_await pair.server->async_write_some(asio::buffer("x", 1), use_ec(write_ec));
-  });
-  tasks.spawn([&]() -> asio::awaitable<void> {
-    char byte = 0;
-    co_await pair.client->async_read_some(asio::buffer(&byte, 1), use_ec(client_ec));
-  });
-  ASSERT_TRUE(tasks.run());
-  EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
-  EXPECT_FALSE(again_ec) << again_ec.message();
-  EXPECT_EQ(write_ec, asio::error::shut_down) << write_ec.message();
-  EXPECT_EQ(client_ec, asio::error::eof) << client_ec.message();
-}
-
-TEST(Tls13Records, PeerClosingTcpWithoutCloseNotifyIsTruncation) {
-  asio::io_context io;
-  TakenOver pair(io);
-  ASSERT_TRUE(pair.start(io));
-  error_code ec;
-  Tasks tasks(io);
-  tasks.spawn([&]() -> asio::awaitable<void> {
-    char byte = 0;
-    co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(ec));
-  });
-  asio::post(io, [&] { pair.client->next_layer().close(); });
-  ASSERT_TRUE(tasks.run());
-  EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
 }
 
 // Raw bytes written under the client's TLS: the server must refuse them, say why with the
@@ -1280,40 +1244,6 @@ TEST(Tls13Records, NoTakeOverOnceOpenSslHasCarriedData) {
   ASSERT_TRUE(tasks.run());
   EXPECT_FALSE(pair.server->take_over_records());
   EXPECT_NE(pair.server->native_handle(), nullptr);
-}
-
-TEST(Tls13Records, TwoHundredConnectionsEchoOnOneIoContext) {
-  asio::io_context io;
-  pki::VehicleServerContext server_ctx = server_context();
-  enable_tls13_record_takeover(server_ctx.context.native_handle());
-  ssl::context client_ctx = client_context();
-  constexpr int kConnections = 200;
-  int taken_over = 0;
-  Tasks tasks(io);
-  std::vector<std::unique_ptr<TlsStream>> servers;
-  std::vector<std::unique_ptr<AsioTls>> clients;
-  for (int i = 0; i < kConnections; ++i) {
-    SocketPair p = connect_pair(io);
-    auto& server = servers.emplace_back(std::make_unique<TlsStream>(
-        std::move(p.server), server_ctx.context.native_handle(), TlsStream::Role::server));
-    auto& client = clients.emplace_back(std::make_unique<AsioTls>(std::move(p.client), client_ctx));
-    tasks.spawn([&s = *server, &taken_over]() -> asio::awaitable<void> {
-      error_code ec;
-      co_await s.async_handshake(use_ec(ec));
-      EXPECT_FALSE(ec) << ec.message();
-      if (ec) co_return;
-      if (s.take_over_records()) ++taken_over;
-      co_await echo_back(s, kMixedSizes);
-    });
-    tasks.spawn([&c = *client, i]() -> asio::awaitable<void> {
-      error_code ec;
-      co_await c.async_handshake(ssl::stream_base::client, use_ec(ec));
-      EXPECT_FALSE(ec) << ec.message();
-      if (!ec) co_await send_and_check(c, kMixedSizes, 100 + static_cast<unsigned>(i));
-    });
-  }
-  ASSERT_TRUE(tasks.run(60s));
-  EXPECT_EQ(taken_over, kConnections);
 }
 
 TEST(Tls13Records, WebSocketOverTakenOverStreamEchoesAndCloses) {
