@@ -33,6 +33,8 @@ class StorageCategory final : public boost::system::error_category {
         return "database schema is newer than this release";
       case errc::invalid_argument:
         return "invalid storage request";
+      case errc::rejected:
+        return "database rejected the data";
     }
     return "unknown storage error " + std::to_string(ev);
   }
@@ -44,6 +46,18 @@ class StorageCategory final : public boost::system::error_category {
 const boost::system::error_category& storage_category() noexcept {
   static const StorageCategory category;
   return category;
+}
+
+bool is_retryable(const boost::system::error_code& ec) noexcept {
+  if (ec.category() != storage_category()) return false;
+  switch (static_cast<errc>(ec.value())) {
+    case errc::unavailable:
+    case errc::timeout:
+    case errc::query_failed:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace ts::storage

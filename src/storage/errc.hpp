@@ -17,7 +17,16 @@ enum class errc {
   migration_failed,  ///< a schema migration failed; the schema stays at the previous version
   schema_too_new,    ///< the schema was written by a newer release than this one
   invalid_argument,  ///< the call's arguments are out of range (e.g. an empty VIN)
+  /// The database refused the data itself (a value or key it cannot hold, a constraint): the
+  /// same rows fail again however often they are retried. The caller isolates the row.
+  rejected,
 };
+
+/// True for failures that may pass on a later attempt with the same data: the database down or
+/// unreachable, timeouts, serialization failures, disk full (`unavailable`, `timeout`,
+/// `query_failed`). False for `rejected` and for errors of the call itself (`invalid_argument`,
+/// `bad_url`, migrations), and for any error code of another category.
+bool is_retryable(const boost::system::error_code& ec) noexcept;
 
 /// The category named "ts.storage".
 const boost::system::error_category& storage_category() noexcept;
