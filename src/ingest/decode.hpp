@@ -21,11 +21,15 @@ enum class Disposition {
 inline constexpr std::string_view kReasonUnknownTopic = "unknown_topic";
 inline constexpr std::string_view kReasonUnregisteredVin = "unregistered_vin";
 inline constexpr std::string_view kReasonUndecodable = "undecodable";
+inline constexpr std::string_view kReasonOversized = "oversized";
 
 using IsRegistered = std::function<bool(std::string_view vin)>;
 
 /// Decodes `payload` published on `topic` under `base` and appends the result to `out`. A signal
-/// without an event-time envelope gets `received_at` as its event time. Never throws for any input.
+/// without an event-time envelope gets `received_at` as its event time. Names follow limits.hpp:
+/// a signal that is not a Field name, an over-long alert or error name or connection id makes the
+/// message a dead letter; a record message stores its known fields and adds one dead letter for
+/// the message when it also carries unknown ones. Never throws for any input.
 Disposition decode_message(std::string_view base, std::string_view topic, std::string_view payload,
                            signal::Timestamp received_at, const IsRegistered& registered,
                            storage::Batch& out);

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "core/log.hpp"
+#include "ingest/limits.hpp"
+#include "ingest/topic.hpp"
 
 namespace ts::ingest {
 namespace {
@@ -43,12 +45,16 @@ void Ingest::count(Disposition d) {
     case Disposition::Alerts: stats_.alerts.inc(); break;
     case Disposition::Connectivity: stats_.connectivity.inc(); break;
     case Disposition::VehicleError: stats_.vehicle_errors.inc(); break;
-    case Disposition::DeadLetter: {
-      stats_.dead_letters.inc();
-      const auto& reason = scratch_.dead_letters.back().reason;
-      if (reason.starts_with(kReasonUndecodable)) stats_.decode_failures.inc();
-      if (reason == kReasonUnregisteredVin) stats_.unregistered.inc();
-      break;
+    case Disposition::DeadLetter: break;
+  }
+  // A record message with unknown fields is stored and kept as a dead letter as well.
+  for (const auto& letter : scratch_.dead_letters) {
+    stats_.dead_letters.inc();
+    const auto& reason = letter.reason;
+    if (reason.starts_with(kReasonUndecodable)) stats_.decode_failures.inc();
+    if (reason == kReasonUnregisteredVin) stats_.unregistered.inc();
+    if (reason.starts_with(kReasonUnknownField) || reason.starts_with(kReasonTooLong)) {
+      stats_.name_rejections.inc();
     }
   }
 }
@@ -61,15 +67,45 @@ void Ingest::offer(std::string_view topic, std::string_view payload, AckToken to
   const Disposition d =
       decode_message(options_.topic_base, topic, payload, received_at, hooks_.registered, scratch_);
   count(d);
-  if (d == Disposition::DeadLetter) {
+  if (!scratch_.dead_letters.empty()) {
     log::get("ingest")->debug("dead letter on {}: {}", topic, scratch_.dead_letters.back().reason);
   }
   if (hooks_.observe) hooks_.observe(scratch_);
+  enqueue(topic, payload, token, received_at);
+}
 
+void Ingest::offer_oversized(std::string_view topic, std::size_t bytes, AckToken token,
+                             signal::Timestamp received_at) {
+  stats_.messages.inc();
+  stats_.last_message_us.store(received_at, std::memory_order_relaxed);
+  scratch_.clear();
+  scratch_.dead_letters.push_back(
+      {.received_at = received_at,
+       .topic = std::string(topic),
+       .vin = std::string(parse_topic(options_.topic_base, topic).vin),
+       .reason = std::string(kReasonOversized) + ": a " + std::to_string(bytes) +
+                 "-byte message, over the MQTT packet limit; its payload was not read"});
+  count(Disposition::DeadLetter);
+  log::get("ingest")->warn("dead letter on {}: {}", topic, scratch_.dead_letters.back().reason);
+  enqueue(topic, {}, token, received_at);
+}
+
+void Ingest::enqueue(std::string_view topic, std::string_view payload, AckToken token,
+                     signal::Timestamp received_at) {
   std::lock_guard lock(mutex_);
   if (open_.tokens.empty()) open_.opened = std::chrono::steady_clock::now();
   move_records(open_.batch, scratch_);
   open_.tokens.push_back(token);
+  open_.raw.append(topic).append(payload);
+  const auto& b = open_.batch;
+  open_.marks.push_back({.signals = static_cast<std::uint32_t>(b.signals.size()),
+                         .alerts = static_cast<std::uint32_t>(b.alerts.size()),
+                         .connectivity = static_cast<std::uint32_t>(b.connectivity.size()),
+                         .vehicle_errors = static_cast<std::uint32_t>(b.vehicle_errors.size()),
+                         .dead_letters = static_cast<std::uint32_t>(b.dead_letters.size()),
+                         .raw_end = static_cast<std::uint32_t>(open_.raw.size()),
+                         .topic_size = static_cast<std::uint32_t>(topic.size()),
+                         .received_at = received_at});
   stats_.queued_messages.fetch_add(1, std::memory_order_relaxed);
   if (open_.tokens.size() >= options_.batch_max_messages) {
     close_open_batch_locked();
@@ -83,11 +119,14 @@ void Ingest::close_open_batch_locked() {
   if (open_.tokens.empty()) return;
   // The next batch is likely the size of this one: growing a vector of ~100k signals one
   // doubling at a time moved every signal ~twice (8 % of the subscriber thread, perf).
-  const std::size_t signals = open_.batch.signals.size(), tokens = open_.tokens.size();
+  const std::size_t signals = open_.batch.signals.size(), tokens = open_.tokens.size(),
+                    raw = open_.raw.size();
   queue_.push_back(std::move(open_));
   open_ = Pending{};
   open_.batch.signals.reserve(signals);
   open_.tokens.reserve(tokens);
+  open_.marks.reserve(tokens);
+  open_.raw.reserve(raw);
   stats_.queued_batches.store(queue_.size(), std::memory_order_relaxed);
   update_pause_locked();
 }
@@ -149,22 +188,7 @@ void Ingest::drain() {
     writing_ = true;
     lock.unlock();
 
-    auto delay = options_.retry_initial;
-    bool written = false;
-    for (;;) {
-      auto result = writer_.write(pending.batch);
-      if (result) {
-        written = true;
-        break;
-      }
-      stats_.write_failures.inc();
-      logger->error("signal_log write of {} records failed ({}); retrying in {} ms",
-                    pending.batch.size(), result.error().message(), delay.count());
-      std::unique_lock wait_lock(mutex_);
-      if (cv_.wait_for(wait_lock, delay, [this] { return stopping_; })) break;
-      wait_lock.unlock();
-      delay = std::min(delay * 2, options_.retry_max);
-    }
+    const bool written = write_messages(pending, 0, pending.tokens.size());
     if (written) {
       stats_.batches_written.inc();
       stats_.rows_written.inc(pending.batch.size());
@@ -184,6 +208,105 @@ void Ingest::drain() {
       return;
     }
   }
+}
+
+namespace {
+
+/// Messages [first, last) of a batch, as a view: their records are contiguous in each vector.
+template <class Mark>
+storage::BatchView slice(const storage::Batch& b, const std::vector<Mark>& marks, std::size_t first,
+                         std::size_t last) {
+  auto part = [&](const auto& vec, auto member) {
+    const std::size_t from = first == 0 ? 0 : marks[first - 1].*member;
+    const std::size_t to = marks[last - 1].*member;
+    return std::span(vec).subspan(from, to - from);
+  };
+  storage::BatchView v;
+  v.signals = part(b.signals, &Mark::signals);
+  v.alerts = part(b.alerts, &Mark::alerts);
+  v.connectivity = part(b.connectivity, &Mark::connectivity);
+  v.vehicle_errors = part(b.vehicle_errors, &Mark::vehicle_errors);
+  v.dead_letters = part(b.dead_letters, &Mark::dead_letters);
+  return v;
+}
+
+}  // namespace
+
+std::optional<Result<void>> Ingest::write_retrying(const storage::BatchView& view) {
+  auto delay = options_.retry_initial;
+  for (;;) {
+    auto result = writer_.write(view);
+    if (result || result.error() == storage::errc::rejected) {
+      stats_.failing_since_us.store(0, std::memory_order_relaxed);
+      return result;
+    }
+    stats_.write_failures.inc();
+    std::int64_t expected = 0;
+    stats_.failing_since_us.compare_exchange_strong(expected, signal::now());
+    {
+      std::lock_guard lock(error_mutex_);
+      last_error_ = result.error().message();
+    }
+    log::get("ingest")->error("signal_log write of {} records failed ({}); retrying in {} ms",
+                              view.signals.size() + view.alerts.size() +
+                                  view.connectivity.size() + view.vehicle_errors.size() +
+                                  view.dead_letters.size(),
+                              result.error().message(), delay.count());
+    std::unique_lock wait_lock(mutex_);
+    if (cv_.wait_for(wait_lock, delay, [this] { return stopping_; })) return std::nullopt;
+    wait_lock.unlock();
+    delay = std::min(delay * 2, options_.retry_max);
+  }
+}
+
+bool Ingest::write_messages(const Pending& p, std::size_t first, std::size_t last) {
+  if (first == last) return true;
+  auto result = write_retrying(slice(p.batch, p.marks, first, last));
+  if (!result) return false;  // stopped while the database failed
+  if (*result) return true;
+  stats_.write_failures.inc();
+  if (last - first == 1) return quarantine(p, first, result->error());
+  // Some row cannot be stored: halve until the refused messages are alone.
+  const std::size_t mid = first + (last - first) / 2;
+  return write_messages(p, first, mid) && write_messages(p, mid, last);
+}
+
+bool Ingest::quarantine(const Pending& p, std::size_t index, const boost::system::error_code& why) {
+  const MessageMark& m = p.marks[index];
+  const std::size_t start = index == 0 ? 0 : p.marks[index - 1].raw_end;
+  const std::string_view raw = std::string_view(p.raw).substr(start, m.raw_end - start);
+  const std::string_view topic = raw.substr(0, m.topic_size);
+  storage::Batch letter;
+  letter.dead_letters.push_back({.received_at = m.received_at,
+                                 .topic = std::string(topic),
+                                 .vin = std::string(parse_topic(options_.topic_base, topic).vin),
+                                 .reason = std::string(kReasonStorageRejected) + ": " + why.message(),
+                                 .payload = std::string(raw.substr(m.topic_size))});
+  stats_.rejected_messages.inc();
+  auto logger = log::get("ingest");
+  logger->warn("signal_log refused the message on {} ({}): kept as a dead letter", topic,
+               why.message());
+  auto stored = write_retrying(storage::BatchView(letter));
+  if (!stored) return false;  // stopped: the message stays unacknowledged
+  if (!*stored) {
+    // Not even the dead letter could be stored: nothing more can be done with the message.
+    stats_.quarantine_failures.inc();
+    logger->error("the dead letter for the message on {} was refused too ({}); it is dropped",
+                  topic, stored->error().message());
+  }
+  stats_.dead_letters.inc();
+  return true;
+}
+
+std::string Ingest::writer_problem(signal::Timestamp now) const {
+  const auto since = stats_.failing_since_us.load(std::memory_order_relaxed);
+  if (since == 0) return {};
+  const auto failing = std::chrono::microseconds(now - since);
+  if (failing < options_.unhealthy_after) return {};
+  std::lock_guard lock(error_mutex_);
+  return "signal_log writer retrying for " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(failing).count()) +
+         " s: " + last_error_;
 }
 
 void Ingest::stop(std::chrono::milliseconds deadline) {
@@ -224,8 +347,17 @@ void Ingest::register_metrics(core::MetricsRegistry& registry) const {
           stats_.unregistered);
   counter("teslasync_ingest_batches_written_total", "batches made durable", stats_.batches_written);
   counter("teslasync_ingest_rows_written_total", "records made durable", stats_.rows_written);
-  counter("teslasync_ingest_write_failures_total", "failed batch writes (retried)",
+  counter("teslasync_ingest_write_failures_total",
+          "failed batch writes (transient ones are retried, refused ones split)",
           stats_.write_failures);
+  counter("teslasync_ingest_rejected_messages_total",
+          "messages the database refused to store, kept as dead letters", stats_.rejected_messages);
+  counter("teslasync_ingest_quarantine_failures_total",
+          "refused messages whose dead letter could not be stored either (dropped)",
+          stats_.quarantine_failures);
+  counter("teslasync_ingest_name_rejections_total",
+          "dead letters for a signal name outside the Field enum or an over-long name or id",
+          stats_.name_rejections);
   counter("teslasync_ingest_pauses_total", "times MQTT intake was paused for back-pressure",
           stats_.pauses);
   registry.callback_gauge("teslasync_ingest_queue_batches", "batches waiting to be written",
@@ -238,6 +370,12 @@ void Ingest::register_metrics(core::MetricsRegistry& registry) const {
                           "seconds since the last MQTT message (-1: none yet)", [this] {
                             auto last = stats_.last_message_us.load();
                             return last == 0 ? -1.0 : (signal::now() - last) / 1e6;
+                          });
+  registry.callback_gauge("teslasync_ingest_writer_failing_seconds",
+                          "seconds the signal_log writer has been retrying a failure (0: healthy)",
+                          [this] {
+                            auto since = stats_.failing_since_us.load();
+                            return since == 0 ? 0.0 : (signal::now() - since) / 1e6;
                           });
 }
 

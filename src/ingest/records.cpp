@@ -39,7 +39,9 @@ Result<storage::Alert> alert_from(const json::value& v, std::string_view vin, st
   storage::Alert a{.vin = std::string(vin), .name = std::string(name), .received_at = received_at};
   auto started = time_member(*o, "StartedAt");
   if (!started) return started.error();
-  a.started_at = started->value_or(0);
+  // Absent: the receive time, so that occurrences of an alert without StartedAt stay distinct
+  // rows instead of collapsing onto one key (vin, name, 0).
+  a.started_at = started->value_or(received_at);
   auto ended = time_member(*o, "EndedAt");
   if (!ended) return ended.error();
   a.ended_at = *ended;
@@ -113,7 +115,7 @@ Result<storage::VehicleError> parse_vehicle_error(std::string_view vin, std::str
   }
   auto created = time_member(*o, "CreatedAt");
   if (!created) return created.error();
-  e.created_at = created->value_or(0);
+  e.created_at = created->value_or(received_at);  // absent: as for alerts
   return e;
 }
 

@@ -44,6 +44,17 @@ const std::unordered_set<std::string>& enum_value_names() {
   return names;
 }
 
+/// The value names of the Field enum, built once.
+const std::unordered_set<std::string_view>& field_names() {
+  static const std::unordered_set<std::string_view> names = [] {
+    std::unordered_set<std::string_view> out;
+    const auto* en = telemetry::vehicle_data::Field_descriptor();
+    for (int v = 0; v < en->value_count(); ++v) out.insert(en->value(v)->name());
+    return out;
+  }();
+  return names;
+}
+
 template <std::size_t N>
 bool keys_within(const boost::json::object& o, const std::array<std::string_view, N>& keys) {
   for (const auto& kv : o) {
@@ -179,6 +190,8 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 }
 
 }  // namespace
+
+bool is_field_name(std::string_view name) noexcept { return field_names().contains(name); }
 
 std::string_view kind_name(Kind kind) noexcept {
   auto i = static_cast<std::size_t>(kind);

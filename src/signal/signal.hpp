@@ -61,6 +61,11 @@ void append_json(std::string& out, const Value& value);
 
 /// Where a value came from: the telemetry stream, or Fleet API polling (signal_log.source).
 enum class Source : std::uint8_t { Stream = 0, Poll = 1 };
+/// True when `name` is a value name of the `Field` enum of vehicle_data.proto (spec §11), e.g.
+/// "VehicleSpeed". The set of signal names teslasync-api stores: anything else on `v/<name>` (a
+/// decimal field number of a newer firmware, a stray publisher) is a dead letter. Any thread.
+bool is_field_name(std::string_view name) noexcept;
+
 std::string_view source_name(Source source) noexcept;  ///< "stream" | "poll"
 std::optional<Source> parse_source_name(std::string_view name) noexcept;
 

@@ -1,6 +1,7 @@
 #include "state/store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -19,6 +20,7 @@ using signal::Timestamp;
 using signal::Value;
 
 constexpr Timestamp kNever = std::numeric_limits<Timestamp>::min();
+constexpr std::size_t kAppliedKinds = 5;  // the values of Applied
 /// Texts up to this many bytes live inside the entry.
 constexpr std::size_t kInlineText = 16;
 /// Values interned per shard at most (names are always interned). Enum, Doors and Tires values
@@ -229,6 +231,7 @@ struct Vehicle {
   std::vector<Slot> slots;  // sorted by name id
   Timestamp last_event = kNever;
   Timestamp last_received[2] = {kNever, kNever};  // by Source
+  VehicleClock clock;
 };
 
 /// A VIN and its hash, computed once per call: it picks the shard and the map bucket.
@@ -318,21 +321,24 @@ std::string_view applied_name(Applied applied) noexcept {
       return "same";
     case Applied::Older:
       return "older";
+    case Applied::Future:
+      return "future";
+    case Applied::Conflict:
+      return "conflict";
   }
   return "older";
 }
 
 struct Store::Impl {
-  explicit Impl(std::size_t n) : shard_count(std::max<std::size_t>(n, 1)) {
+  Impl(std::size_t n, std::chrono::microseconds skew)
+      : shard_count(std::max<std::size_t>(n, 1)), max_future_skew(skew.count()) {
     shards = std::make_unique<Shard[]>(shard_count);
   }
 
   struct Metrics {
     core::Gauge& vehicles;
     core::Gauge& signals;
-    core::Counter& newer;
-    core::Counter& same;
-    core::Counter& older;
+    std::array<core::Counter*, kAppliedKinds> applied;  // by Applied
   };
 
   Shard& shard_for(const VinRef& vin) const {
@@ -358,6 +364,12 @@ struct Store::Impl {
   Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s, bool& grew) {
     Timestamp& received = v.last_received[s.source == Source::Poll ? 1 : 0];
     received = std::max(received, s.received_at);
+    if (s.ts > s.received_at && s.ts - s.received_at > max_future_skew) {
+      ++v.clock.future_signals;
+      v.clock.last_future_ts = s.ts;
+      v.clock.last_future_received_at = s.received_at;
+      return Applied::Future;
+    }
     const std::uint32_t id = shard.names.intern(s.name);
     auto it = find_slot(v.slots, id);
     if (it == v.slots.end() || it->name != id) {
@@ -376,7 +388,8 @@ struct Store::Impl {
       if (s.ts < slot.ts) return Applied::Older;
       if (s.ts == slot.ts) {
         if (slot.same_value(s.value, shard.values)) return Applied::Same;
-        if (s.received_at < slot.received_at) return Applied::Older;
+        ++v.clock.same_time_conflicts;
+        return Applied::Conflict;
       }
     }
     it->ts = s.ts;
@@ -421,11 +434,11 @@ struct Store::Impl {
     metrics->signals.set(static_cast<double>(signals.load(std::memory_order_relaxed)));
   }
 
-  void count(std::size_t newer, std::size_t same, std::size_t older) {
+  void count(const std::array<std::size_t, kAppliedKinds>& n) {
     if (!metrics) return;
-    if (newer) metrics->newer.inc(newer);
-    if (same) metrics->same.inc(same);
-    if (older) metrics->older.inc(older);
+    for (std::size_t i = 0; i < kAppliedKinds; ++i) {
+      if (n[i] != 0) metrics->applied[i]->inc(n[i]);
+    }
   }
 
   static void append_signals(std::vector<Signal>& out, std::string_view vin, const Vehicle& v,
@@ -441,6 +454,7 @@ struct Store::Impl {
   }
 
   const std::size_t shard_count;
+  const std::int64_t max_future_skew;  // µs
   std::unique_ptr<Shard[]> shards;
   std::atomic<std::size_t> vehicles{0};
   std::atomic<std::size_t> signals{0};
@@ -448,20 +462,27 @@ struct Store::Impl {
   std::atomic<std::size_t> drain_cursor{0};
 };
 
-Store::Store(std::size_t shards) : impl_(std::make_unique<Impl>(shards)) {}
+Store::Store(std::size_t shards, std::chrono::microseconds max_future_skew)
+    : impl_(std::make_unique<Impl>(shards, max_future_skew)) {}
 
-Store::Store(core::MetricsRegistry& metrics, std::size_t shards) : Store(shards) {
-  auto& apply = metrics.counter("teslasync_state_apply_total",
-                                "Signals applied to the in-memory latest state (L1), by result: "
-                                "newer (stored), same (duplicate), older (rejected as stale)",
-                                {"result"});
-  impl_->metrics.emplace(Impl::Metrics{
+Store::Store(core::MetricsRegistry& metrics, std::size_t shards,
+             std::chrono::microseconds max_future_skew)
+    : Store(shards, max_future_skew) {
+  auto& apply = metrics.counter(
+      "teslasync_state_apply_total",
+      "Signals applied to the in-memory latest state (L1), by result: newer (stored), same "
+      "(duplicate), older (rejected as stale), future (event time too far ahead of the receive "
+      "time), conflict (same event time, other value: the first stays)",
+      {"result"});
+  Impl::Metrics m{
       .vehicles = metrics.gauge("teslasync_state_vehicles", "Vehicles held in L1").get(),
       .signals =
           metrics.gauge("teslasync_state_signals", "Signals (latest values) held in L1").get(),
-      .newer = apply.with({"newer"}),
-      .same = apply.with({"same"}),
-      .older = apply.with({"older"})});
+      .applied = {}};
+  for (std::size_t i = 0; i < kAppliedKinds; ++i) {
+    m.applied[i] = &apply.with({std::string(applied_name(static_cast<Applied>(i)))});
+  }
+  impl_->metrics.emplace(m);
   impl_->update_gauges();
 }
 
@@ -471,19 +492,21 @@ Applied Store::apply(const Signal& s) {
   Applied result = Applied::Older;
   const bool grew = impl_->apply_many(std::span<const Signal>(&s, 1),
                                       [&](std::size_t, Applied a) { result = a; });
-  impl_->count(result == Applied::Newer, result == Applied::Same, result == Applied::Older);
+  std::array<std::size_t, kAppliedKinds> n{};
+  n[static_cast<std::size_t>(result)] = 1;
+  impl_->count(n);
   if (grew) impl_->update_gauges();
   return result;
 }
 
 std::vector<Applied> Store::apply_batch(std::span<const Signal> signals) {
   std::vector<Applied> out(signals.size(), Applied::Older);
-  std::size_t n[3] = {0, 0, 0};
+  std::array<std::size_t, kAppliedKinds> n{};
   const bool grew = impl_->apply_many(signals, [&](std::size_t i, Applied a) {
     out[i] = a;
-    ++n[static_cast<int>(a)];
+    ++n[static_cast<std::size_t>(a)];
   });
-  impl_->count(n[0], n[1], n[2]);
+  impl_->count(n);
   if (grew) impl_->update_gauges();
   return out;
 }
@@ -500,6 +523,12 @@ LoadResult Store::load(std::span<const Signal> signals) {
         break;
       case Applied::Older:
         ++r.older;
+        break;
+      case Applied::Future:
+        ++r.future;
+        break;
+      case Applied::Conflict:
+        ++r.conflict;
         break;
     }
   });
@@ -562,6 +591,15 @@ std::size_t Store::vehicle_count() const noexcept {
 
 std::size_t Store::signal_count() const noexcept {
   return impl_->signals.load(std::memory_order_relaxed);
+}
+
+VehicleClock Store::clock(std::string_view vin) const {
+  const VinRef ref = vin_ref(vin);
+  Shard& shard = impl_->shard_for(ref);
+  std::lock_guard lock(shard.mutex);
+  auto v = shard.vehicles.find(ref);
+  if (v == shard.vehicles.end()) return {};
+  return v->second.clock;
 }
 
 std::optional<Timestamp> Store::last_event(std::string_view vin) const {

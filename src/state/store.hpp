@@ -6,18 +6,24 @@
 /// hash(VIN), each guarded by its own mutex; a call locks one shard at a time and never blocks
 /// on anything else (no I/O), so it is safe on an event-loop thread.
 ///
-/// Rule for "latest" (the same in apply, apply_batch and load): a signal replaces what is held
-/// for its (VIN, name) when its event time `ts` is newer. At the same event time, an equal value
-/// changes nothing (Applied::Same: a replayed or duplicated message); a different value replaces
-/// the held one if it was received at the same time or later (`received_at`), so the later
-/// arrival wins and an older replay never does. Otherwise the signal is rejected
-/// (Applied::Older). The Redis mirror's Lua script applies the same order: (ts, received_at).
+/// Rule for "latest" (the same in apply, apply_batch and load, in the Redis mirror's Lua script,
+/// and in signal_log, so that all three agree after a restart):
+/// - An event time more than `max_future_skew` (default 5 minutes) ahead of the signal's receive
+///   time never becomes "latest" (Applied::Future): a vehicle clock glitch or a forged time would
+///   otherwise freeze the live value until that date. signal_log still stores the row with its
+///   claimed time; the vehicle's clock() counts it for diagnostics.
+/// - Otherwise a signal replaces what is held for its (VIN, name) when its event time `ts` is
+///   newer; an older one is rejected (Applied::Older).
+/// - At the same event time, an equal value changes nothing (Applied::Same: a replayed or
+///   duplicated message) and a different value is rejected (Applied::Conflict, counted): the first
+///   value stored for an event time wins, as in signal_log, whose key (series, ts) keeps the first.
 /// Values of kind Invalid are stored like any other: the vehicle reported "no value" at `ts`.
 ///
 /// Memory: an entry takes 40 bytes plus its text when the text is longer than 16 bytes and not
 /// interned; signal names and enum/doors/tires values are interned per shard (bench/state/).
 ///
 /// Failure: nothing fails; allocation failure throws std::bad_alloc as any container would.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -46,19 +52,36 @@ struct Entry {
 
 /// What apply() did with a signal.
 enum class Applied : std::uint8_t {
-  Newer,  ///< stored: a new vehicle or signal, a newer event time, or the tie rule above
-  Same,   ///< same event time and same value as held: nothing changed
-  Older,  ///< rejected: the store holds a newer value
+  Newer,     ///< stored: a new vehicle or signal, or a newer event time
+  Same,      ///< same event time and same value as held: nothing changed
+  Older,     ///< rejected: the store holds a newer value
+  Future,    ///< rejected: the event time is too far ahead of the receive time
+  Conflict,  ///< rejected: same event time as held, different value (the first one stays)
 };
 
-/// "newer", "same", "older" (the metric label).
+/// "newer", "same", "older", "future", "conflict" (the metric label).
 std::string_view applied_name(Applied applied) noexcept;
+
+/// The default bound of the rule above.
+inline constexpr std::chrono::microseconds kDefaultMaxFutureSkew = std::chrono::minutes(5);
 
 /// Counts of what load() did.
 struct LoadResult {
   std::size_t newer = 0;
   std::size_t same = 0;
   std::size_t older = 0;
+  std::size_t future = 0;
+  std::size_t conflict = 0;
+};
+
+/// What the rule above refused for one vehicle since start (its diagnostics show it).
+struct VehicleClock {
+  std::uint64_t future_signals = 0;        ///< Applied::Future
+  signal::Timestamp last_future_ts = 0;    ///< the event time the last one claimed
+  signal::Timestamp last_future_received_at = 0;
+  std::uint64_t same_time_conflicts = 0;   ///< Applied::Conflict
+
+  friend bool operator==(const VehicleClock&, const VehicleClock&) = default;
 };
 
 class Store {
@@ -66,10 +89,12 @@ class Store {
   static constexpr std::size_t kDefaultShards = 16;
 
   /// A store without metrics (tests, and the Redis mirror's pending set).
-  explicit Store(std::size_t shards = kDefaultShards);
+  explicit Store(std::size_t shards = kDefaultShards,
+                 std::chrono::microseconds max_future_skew = kDefaultMaxFutureSkew);
   /// A store that keeps `teslasync_state_vehicles`, `teslasync_state_signals` and
   /// `teslasync_state_apply_total{result}` in `metrics`, which must outlive it.
-  explicit Store(core::MetricsRegistry& metrics, std::size_t shards = kDefaultShards);
+  explicit Store(core::MetricsRegistry& metrics, std::size_t shards = kDefaultShards,
+                 std::chrono::microseconds max_future_skew = kDefaultMaxFutureSkew);
   ~Store();
 
   Store(const Store&) = delete;
@@ -97,6 +122,10 @@ class Store {
 
   std::size_t vehicle_count() const noexcept;
   std::size_t signal_count() const noexcept;
+
+  /// What the rule refused for `vin` (future event times, same-time conflicts); zeros for an
+  /// unknown VIN.
+  VehicleClock clock(std::string_view vin) const;
 
   /// The newest event time held for `vin`; empty for an unknown VIN.
   std::optional<signal::Timestamp> last_event(std::string_view vin) const;

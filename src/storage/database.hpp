@@ -137,7 +137,7 @@ struct VehicleError {
   std::string name;
   std::string body;
   std::string tags_json = "{}";  ///< JSON object text
-  Timestamp created_at = 0;      ///< 0 when the vehicle did not set it
+  Timestamp created_at = 0;      ///< the receive time when the vehicle did not set it
   Timestamp received_at = 0;
 
   friend bool operator==(const VehicleError&, const VehicleError&) = default;

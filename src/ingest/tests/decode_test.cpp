@@ -86,5 +86,63 @@ TEST(DecodeMessage, OtherRecordTypes) {
   EXPECT_EQ(b.size(), 3u);
 }
 
+// The names the edge controls are bounded (limits.hpp): signal names come from the Field enum,
+// alert and error names and connection ids are length-limited. Anything else is a dead letter.
+TEST(DecodeMessage, NamesOutsideTheRulesBecomeDeadLetters) {
+  storage::Batch b;
+  for (const char* topic : {"t/VIN1/v/NotAField", "t/VIN1/v/123456", "t/VIN1/v/zz_junk_1"}) {
+    EXPECT_EQ(decode_message("t", topic, "1", 1, kOnlyVin1, b), Disposition::DeadLetter) << topic;
+  }
+  const std::string long_name(7000, 'a');
+  EXPECT_EQ(decode_message("t", "t/VIN1/alerts/" + long_name + "/current",
+                           R"({"StartedAt":"2026-12-07T10:00:00Z"})", 1, kOnlyVin1, b),
+            Disposition::DeadLetter);
+  EXPECT_EQ(decode_message("t", "t/VIN1/errors/" + long_name, R"({"Body":"b"})", 1, kOnlyVin1, b),
+            Disposition::DeadLetter);
+  EXPECT_EQ(decode_message("t", "t/VIN1/connectivity",
+                           R"({"ConnectionId":")" + long_name + R"(","Status":"CONNECTED"})", 1,
+                           kOnlyVin1, b),
+            Disposition::DeadLetter);
+  EXPECT_TRUE(b.signals.empty());
+  EXPECT_TRUE(b.alerts.empty());
+  EXPECT_TRUE(b.vehicle_errors.empty());
+  EXPECT_TRUE(b.connectivity.empty());
+  ASSERT_EQ(b.dead_letters.size(), 6u);
+  EXPECT_EQ(b.dead_letters[0].reason, "unknown_field: NotAField");
+  EXPECT_EQ(b.dead_letters[1].reason, "unknown_field: 123456");
+  EXPECT_EQ(b.dead_letters[3].reason, "too_long: alert name of 7000 bytes (at most 256)");
+  EXPECT_EQ(b.dead_letters[4].reason, "too_long: error name of 7000 bytes (at most 256)");
+  EXPECT_EQ(b.dead_letters[5].reason, "too_long: connection id of 7000 bytes (at most 128)");
+  // A name at the limit is fine.
+  storage::Batch ok;
+  EXPECT_EQ(decode_message("t", "t/VIN1/errors/" + std::string(256, 'e'), R"({"Body":"b"})", 1,
+                           kOnlyVin1, ok),
+            Disposition::VehicleError);
+}
+
+// A record message stores its known fields and keeps the message as a dead letter for the rest.
+TEST(DecodeMessage, RecordMessageWithUnknownFieldsKeepsTheKnownOnes) {
+  storage::Batch b;
+  EXPECT_EQ(decode_message("t", "t/VIN1/v",
+                           R"({"ts":"1970-01-01T00:00:02Z","data":{"Soc":80,"999":1,"Junk":2}})", 42,
+                           kOnlyVin1, b),
+            Disposition::Signal);
+  ASSERT_EQ(b.signals.size(), 1u);
+  EXPECT_EQ(b.signals[0].name, "Soc");
+  ASSERT_EQ(b.dead_letters.size(), 1u);
+  EXPECT_EQ(b.dead_letters[0].reason, "unknown_field: 999");
+}
+
+// Without StartedAt / CreatedAt, the receive time keeps occurrences apart (key collisions before).
+TEST(DecodeMessage, AbsentEventTimesTakeTheReceiveTime) {
+  storage::Batch b;
+  decode_message("t", "t/VIN1/alerts/A1/current", R"({"Audiences":["Customer"]})", 5, kOnlyVin1, b);
+  decode_message("t", "t/VIN1/errors/E1", R"({"Body":"b"})", 6, kOnlyVin1, b);
+  ASSERT_EQ(b.alerts.size(), 1u);
+  EXPECT_EQ(b.alerts[0].started_at, 5);
+  ASSERT_EQ(b.vehicle_errors.size(), 1u);
+  EXPECT_EQ(b.vehicle_errors[0].created_at, 6);
+}
+
 }  // namespace
 }  // namespace ts::ingest

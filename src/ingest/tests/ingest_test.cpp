@@ -12,15 +12,29 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// A writer that records batches and can be told to fail; thread-safe.
+storage::Batch copy(const storage::BatchView& v) {
+  storage::Batch b;
+  b.signals.assign(v.signals.begin(), v.signals.end());
+  b.alerts.assign(v.alerts.begin(), v.alerts.end());
+  b.connectivity.assign(v.connectivity.begin(), v.connectivity.end());
+  b.vehicle_errors.assign(v.vehicle_errors.begin(), v.vehicle_errors.end());
+  b.dead_letters.assign(v.dead_letters.begin(), v.dead_letters.end());
+  return b;
+}
+
+/// A writer that records batches and can be told to fail; thread-safe. Like a database that
+/// cannot hold it, it refuses (storage::errc::rejected) every batch with an alert named POISON.
 class RecordingWriter : public BatchWriter {
  public:
-  Result<void> write(const storage::Batch& batch) override {
+  Result<void> write(const storage::BatchView& batch) override {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [this] { return !blocked_; });
     ++attempts_;
     if (failing_) return make_error_code(boost::system::errc::io_error);
-    batches_.push_back(batch);
+    for (const auto& a : batch.alerts) {
+      if (a.name == "POISON") return make_error_code(storage::errc::rejected);
+    }
+    batches_.push_back(copy(batch));
     return {};
   }
   void set_failing(bool f) {
@@ -185,6 +199,102 @@ TEST(Ingest, StopFlushesTheOpenBatch) {
   ingest.offer("telemetry/VIN1/v/Soc", "1", {1}, 100);
   ingest.stop();
   EXPECT_EQ(acks.count(), 1u);
+}
+
+storage::Batch merged(const std::vector<storage::Batch>& batches) {
+  storage::Batch all;
+  for (const auto& b : batches) {
+    all.signals.insert(all.signals.end(), b.signals.begin(), b.signals.end());
+    all.alerts.insert(all.alerts.end(), b.alerts.begin(), b.alerts.end());
+    all.dead_letters.insert(all.dead_letters.end(), b.dead_letters.begin(), b.dead_letters.end());
+  }
+  return all;
+}
+
+constexpr std::string_view kPoison =
+    R"({"Audiences":["Customer"],"StartedAt":"2026-12-07T10:00:00Z"})";
+
+// A message the database cannot hold is isolated by halving the batch: every other message is
+// stored, the poison one becomes a dead letter with the reason, and all are acknowledged.
+TEST(Ingest, RefusedMessageBecomesADeadLetterAndTheRestIsStored) {
+  RecordingWriter writer;
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 9, .batch_window = 1h}, writer, hooks(acks));
+  ingest.start();
+  for (std::uint64_t t = 1; t <= 9; ++t) {
+    if (t == 6) {
+      ingest.offer("telemetry/VIN1/alerts/POISON/current", kPoison, {t}, 100);
+    } else {
+      ingest.offer("telemetry/VIN1/v/Soc", std::to_string(t), {t}, 100);
+    }
+  }
+  ASSERT_TRUE(eventually([&] { return acks.count() == 9; }));
+  const auto all = merged(writer.batches());
+  ASSERT_EQ(all.signals.size(), 8u);
+  for (std::size_t i = 0; i < all.signals.size(); ++i) {  // order kept
+    EXPECT_EQ(signal::to_json(all.signals[i].value), std::to_string(i < 5 ? i + 1 : i + 2));
+  }
+  ASSERT_EQ(all.dead_letters.size(), 1u);
+  EXPECT_EQ(all.dead_letters[0].topic, "telemetry/VIN1/alerts/POISON/current");
+  EXPECT_EQ(all.dead_letters[0].vin, "VIN1");
+  EXPECT_EQ(all.dead_letters[0].payload, kPoison);
+  EXPECT_TRUE(all.dead_letters[0].reason.starts_with("storage_rejected: ")) << all.dead_letters[0].reason;
+  EXPECT_EQ(ingest.stats().rejected_messages.value(), 1u);
+  EXPECT_EQ(ingest.writer_problem(signal::now()), "");
+  // Ingest goes on: a later batch is written as usual.
+  ingest.offer("telemetry/VIN1/v/Soc", "10", {10}, 100);
+  ingest.stop();
+  EXPECT_EQ(acks.count(), 10u);
+}
+
+TEST(Ingest, EveryRefusedMessageOfABatchIsIsolated) {
+  RecordingWriter writer;
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 4, .batch_window = 1h}, writer, hooks(acks));
+  ingest.start();
+  ingest.offer("telemetry/VIN1/alerts/POISON/current", kPoison, {1}, 100);
+  ingest.offer("telemetry/VIN1/v/Soc", "2", {2}, 100);
+  ingest.offer("telemetry/VIN1/alerts/POISON/history", "[]", {3}, 100);  // no alert: storable
+  ingest.offer("telemetry/VIN1/alerts/POISON/current", kPoison, {4}, 100);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 4; }));
+  const auto all = merged(writer.batches());
+  EXPECT_EQ(all.signals.size(), 1u);
+  EXPECT_EQ(all.dead_letters.size(), 2u);
+  EXPECT_EQ(ingest.stats().rejected_messages.value(), 2u);
+}
+
+// A message over the subscriber's packet limit is not lost without a trace: a dead letter.
+TEST(Ingest, OversizedMessageIsKeptAsADeadLetter) {
+  RecordingWriter writer;
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1}, writer, hooks(acks));
+  ingest.start();
+  ingest.offer_oversized("telemetry/VIN1/v", 9'000'000, {5}, 100);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 1; }));
+  const auto all = merged(writer.batches());
+  ASSERT_EQ(all.dead_letters.size(), 1u);
+  EXPECT_EQ(all.dead_letters[0].vin, "VIN1");
+  EXPECT_TRUE(all.dead_letters[0].reason.starts_with("oversized: a 9000000-byte message"))
+      << all.dead_letters[0].reason;
+  EXPECT_EQ(ingest.stats().dead_letters.value(), 1u);
+}
+
+// A writer stuck on a transient failure is reported (for /readyz) once it has retried a while.
+TEST(Ingest, WriterRetryingLongerThanTheLimitIsReported) {
+  RecordingWriter writer;
+  writer.set_failing(true);
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1, .retry_initial = 1ms, .retry_max = 2ms,
+                 .unhealthy_after = 0ms},
+                writer, hooks(acks));
+  ingest.start();
+  EXPECT_EQ(ingest.writer_problem(signal::now()), "");
+  ingest.offer("telemetry/VIN1/v/Soc", "1", {7}, 100);
+  ASSERT_TRUE(eventually([&] { return !ingest.writer_problem(signal::now()).empty(); }));
+  EXPECT_NE(ingest.writer_problem(signal::now()).find("retrying"), std::string::npos);
+  writer.set_failing(false);
+  ASSERT_TRUE(eventually([&] { return acks.count() == 1; }));
+  EXPECT_EQ(ingest.writer_problem(signal::now()), "");
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ TEST(ParseAlerts, CurrentAndHistoryAsPublished) {
   ASSERT_TRUE(hist);
   ASSERT_EQ(hist->size(), 2u);
   EXPECT_TRUE((*hist)[0].ended_at);
-  EXPECT_EQ((*hist)[1].started_at, 0);
+  EXPECT_EQ((*hist)[1].started_at, 7);  // absent: the receive time
   EXPECT_EQ((*hist)[1].audiences_json, "[]");
 }
 
@@ -57,7 +57,7 @@ TEST(ParseVehicleError, AsPublished) {
   auto bare = parse_vehicle_error("VIN1", "can/bus", R"({"Body":"x","Tags":null})", 3);
   ASSERT_TRUE(bare);
   EXPECT_EQ(bare->tags_json, "{}");
-  EXPECT_EQ(bare->created_at, 0);
+  EXPECT_EQ(bare->created_at, 3);  // absent: the receive time
   EXPECT_FALSE(parse_vehicle_error("V", "E", R"({"Body":5})", 0));
 }
 

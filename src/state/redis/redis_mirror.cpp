@@ -25,36 +25,41 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::seconds kErrorLogInterval{10};
 
-// KEYS[1]: the vehicle's hash. ARGV[1]: expiry in ms (0: none); then per field: name, value,
-// event time, receive time (µs). A field lands only if the hash does not hold a newer value:
-// incoming (ts, r) >= stored (ts, r), the stored pair read from the value's `{"ts":…,"r":…`
-// prefix (codec.hpp). A stored value without that prefix is overwritten. Lua numbers are
-// doubles: exact for µs timestamps until the year 2255.
-// Returns {fields written, fields rejected as stale}.
+// KEYS[1]: the vehicle's hash. ARGV[1]: expiry in ms (0: none); ARGV[2]: the largest lead of an
+// event time over its receive time that may become "latest" (µs); then per field: name, value,
+// event time, receive time (µs). The rule is L1's (store.hpp): a field whose event time leads
+// its receive time by more than ARGV[2] never lands; otherwise it lands only if the hash holds
+// no value for that name, or an older event time, or a held value that breaks that same bound
+// (written before the rule existed: it must not block current values). At the same event time
+// the held value stays, as in L1 and signal_log (first stored wins). The held (ts, r) is read
+// from the value's `{"ts":…,"r":…` prefix (codec.hpp); a value without that prefix is
+// overwritten. Lua numbers are doubles: exact for µs timestamps until the year 2255.
+// Returns {fields written, fields rejected (stale, same time or too far ahead)}.
 constexpr std::string_view kWriteScript = R"lua(
 local key = KEYS[1]
-local n = (#ARGV - 1) / 4
+local skew = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 4
 local names = {}
-for i = 1, n do names[i] = ARGV[4 * i - 2] end
+for i = 1, n do names[i] = ARGV[4 * i - 1] end
 local held = redis.call('HMGET', key, unpack(names))
 local set = {}
 local stale = 0
 for i = 1, n do
-  local ts = tonumber(ARGV[4 * i])
-  local r = tonumber(ARGV[4 * i + 1])
-  local newer = true
+  local ts = tonumber(ARGV[4 * i + 1])
+  local r = tonumber(ARGV[4 * i + 2])
+  local newer = ts - r <= skew
   local old = held[i]
-  if old then
+  if newer and old then
     local ots, ors = string.match(old, '^{"ts":(%-?%d+),"r":(%-?%d+)')
     if ots then
       ots = tonumber(ots)
       ors = tonumber(ors)
-      newer = ts > ots or (ts == ots and r >= ors)
+      newer = ts > ots or ots - ors > skew
     end
   end
   if newer then
     set[#set + 1] = names[i]
-    set[#set + 1] = ARGV[4 * i - 1]
+    set[#set + 1] = ARGV[4 * i]
   else
     stale = stale + 1
   end
@@ -332,15 +337,17 @@ struct RedisMirror::Impl {
       calls.back().end = i + 1;
     }
     const std::string ttl = std::to_string(options.ttl.count());
+    const std::string skew = std::to_string(options.max_future_skew.count());
     std::vector<std::string_view> args;
     for (const Call& c : calls) {
       args.clear();
-      args.reserve(5 + 4 * (c.end - c.begin));
+      args.reserve(6 + 4 * (c.end - c.begin));
       args.push_back("EVALSHA");
       args.push_back(sha);
       args.push_back("1");
       args.push_back(keys[c.key]);
       args.push_back(ttl);
+      args.push_back(skew);
       for (std::size_t i = c.begin; i < c.end; ++i) {
         const Field& f = fields[i];
         args.push_back(batch[i].name);

@@ -47,6 +47,8 @@ struct RedisMirrorOptions {
   std::chrono::milliseconds ttl = std::chrono::hours(24 * 7);
   /// Signals taken from the pending set per pipelined round trip (whole vehicles).
   std::size_t max_batch_signals = 4096;
+  /// L1's bound on event times ahead of their receive time (store.hpp), applied by the script.
+  std::chrono::microseconds max_future_skew = kDefaultMaxFutureSkew;
   /// Fields per EVALSHA (a vehicle with more is split).
   std::size_t max_fields_per_call = 256;
   /// Reconnect back-off cap.

@@ -85,7 +85,17 @@ TEST(RedisMirror, OlderWriteDoesNotLandNewerDoes) {
   EXPECT_EQ(metric(metrics, "teslasync_redis_mirror_pending"), 0);
 }
 
-TEST(RedisMirror, SameEventTimeLaterReceiveWinsAsInL1) {
+/// The stored value of a field (it must be there).
+Value stored_value(const RedisServer& server, const std::string& vin, const std::string& name) {
+  auto held = decode_value(
+      vin, name, server.command({"HGET", vehicle_key(kDefaultKeyPrefix, vin), name}).str);
+  EXPECT_TRUE(held);
+  return held ? held->value : Value{};
+}
+
+// L1's rule (store.hpp): at the same event time the first stored value stays, whatever the
+// receive times, so that Redis, L1 and signal_log agree after a restart.
+TEST(RedisMirror, SameEventTimeKeepsTheFirstAsInL1) {
   RedisServer server;
   core::MetricsRegistry metrics;
   RedisMirror mirror(parse_redis_url(server.url()), fast_options(), metrics);
@@ -93,24 +103,36 @@ TEST(RedisMirror, SameEventTimeLaterReceiveWinsAsInL1) {
   Signal a = sig("VIN1", "Locked", 1000, Value::boolean(false));
   mirror.enqueue(a);
   ASSERT_TRUE(mirror.wait_idle(kWait));
-  Signal earlier = sig("VIN1", "Locked", 1000, Value::boolean(true));
-  earlier.received_at = a.received_at - 1;
-  mirror.enqueue(earlier);
+  for (int delta : {-1, +1}) {
+    Signal other = sig("VIN1", "Locked", 1000, Value::boolean(true));
+    other.received_at = a.received_at + delta;
+    mirror.enqueue(other);
+    ASSERT_TRUE(mirror.wait_idle(kWait));
+    EXPECT_EQ(stored_value(server, "VIN1", "Locked"), Value::boolean(false)) << delta;
+  }
+}
+
+// An event time far ahead of its receive time never lands; one written before the rule existed
+// does not block current values.
+TEST(RedisMirror, EventTimeTooFarAheadNeverLands) {
+  RedisServer server;
+  core::MetricsRegistry metrics;
+  RedisMirror mirror(parse_redis_url(server.url()), fast_options(), metrics);
+  mirror.start();
+  constexpr signal::Timestamp kNow = 1'796'000'000'000'000, k2099 = 4'070'908'800'000'000;
+  Signal future = sig("VIN1", "VehicleSpeed", k2099, Value::float64(10));
+  future.received_at = kNow;
+  mirror.enqueue(future);
   ASSERT_TRUE(mirror.wait_idle(kWait));
-  auto held =
-      decode_value("VIN1", "Locked",
-                   server.command({"HGET", vehicle_key(kDefaultKeyPrefix, "VIN1"), "Locked"}).str);
-  ASSERT_TRUE(held);
-  EXPECT_EQ(held->value, Value::boolean(false));
-  Signal later = earlier;
-  later.received_at = a.received_at + 1;
-  mirror.enqueue(later);
+  EXPECT_EQ(stored_ts(server, "VIN1", "VehicleSpeed"), -1);
+  // A 2099 value already in the hash (an older release wrote it) gives way to a current one.
+  server.command({"HSET", vehicle_key(kDefaultKeyPrefix, "VIN1"), "VehicleSpeed",
+                  encode_value(future)});
+  ASSERT_EQ(stored_ts(server, "VIN1", "VehicleSpeed"), k2099);
+  mirror.enqueue(sig("VIN1", "VehicleSpeed", kNow, Value::float64(55)));
   ASSERT_TRUE(mirror.wait_idle(kWait));
-  held =
-      decode_value("VIN1", "Locked",
-                   server.command({"HGET", vehicle_key(kDefaultKeyPrefix, "VIN1"), "Locked"}).str);
-  ASSERT_TRUE(held);
-  EXPECT_EQ(held->value, Value::boolean(true));
+  EXPECT_EQ(stored_ts(server, "VIN1", "VehicleSpeed"), kNow);
+  EXPECT_EQ(stored_value(server, "VIN1", "VehicleSpeed"), Value::float64(55));
 }
 
 TEST(RedisMirror, ConcurrentWritersNewestWins) {

@@ -104,18 +104,52 @@ TEST(Store, ReplayOfTheSameMessageIsSame) {
   EXPECT_EQ(store.apply(nan), Applied::Same);
 }
 
-TEST(Store, SameEventTimeDifferentValueLaterReceiveWins) {
+// The first value stored for an event time wins, as in signal_log (key (series, ts), ON CONFLICT
+// DO NOTHING): L1, Redis and signal_log agree after a restart. Each conflict is counted.
+TEST(Store, SameEventTimeDifferentValueKeepsTheFirst) {
   Store store;
   store.apply(sig("VIN1", "Locked", 1000, Value::boolean(false), 1100));
-  // Received later: replaces.
-  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1000, Value::boolean(true), 1200)), Applied::Newer);
-  EXPECT_EQ(store.get("VIN1", "Locked")->value, Value::boolean(true));
-  // Received earlier (a delayed duplicate path): rejected.
-  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1000, Value::boolean(false), 1150)), Applied::Older);
-  EXPECT_EQ(store.get("VIN1", "Locked")->value, Value::boolean(true));
-  // Received at the same time: the one applied last wins (arrival order).
-  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1000, Value::boolean(false), 1200)), Applied::Newer);
+  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1000, Value::boolean(true), 1200)), Applied::Conflict);
+  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1000, Value::boolean(true), 1050)), Applied::Conflict);
   EXPECT_EQ(store.get("VIN1", "Locked")->value, Value::boolean(false));
+  EXPECT_EQ(store.get("VIN1", "Locked")->received_at, 1100);
+  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1000, Value::boolean(false), 1300)), Applied::Same);
+  EXPECT_EQ(store.clock("VIN1").same_time_conflicts, 2u);
+  // A newer event time still replaces.
+  EXPECT_EQ(store.apply(sig("VIN1", "Locked", 1001, Value::boolean(true), 1300)), Applied::Newer);
+}
+
+// An event time far ahead of its receive time (a clock glitch, a forged time) never becomes the
+// live value: a value stamped 2099 must not hide the current ones until 2099.
+TEST(Store, EventTimeTooFarAheadNeverBecomesLatest) {
+  using namespace std::chrono;
+  constexpr signal::Timestamp kNow = 1'796'000'000'000'000;       // 2026-12
+  constexpr signal::Timestamp k2099 = 4'070'908'800'000'000;      // 2099-01-01
+  core::MetricsRegistry metrics;
+  Store store(metrics);
+  EXPECT_EQ(store.apply(sig("VIN1", "VehicleSpeed", k2099, Value::float64(10), kNow)), Applied::Future);
+  EXPECT_FALSE(store.get("VIN1", "VehicleSpeed"));
+  EXPECT_EQ(store.apply(sig("VIN1", "VehicleSpeed", kNow, Value::float64(55), kNow + 1)), Applied::Newer);
+  EXPECT_EQ(store.get("VIN1", "VehicleSpeed")->value, Value::float64(55));
+  const auto clock = store.clock("VIN1");
+  EXPECT_EQ(clock.future_signals, 1u);
+  EXPECT_EQ(clock.last_future_ts, k2099);
+  EXPECT_EQ(clock.last_future_received_at, kNow);
+  // Within the skew (default 5 minutes) a time ahead is fine: clocks differ a little.
+  const auto ahead = duration_cast<microseconds>(minutes(4)).count();
+  EXPECT_EQ(store.apply(sig("VIN1", "Odometer", kNow + ahead, Value::float64(1), kNow)), Applied::Newer);
+  const auto too_far = duration_cast<microseconds>(minutes(6)).count();
+  EXPECT_EQ(store.apply(sig("VIN1", "Soc", kNow + too_far, Value::float64(1), kNow)), Applied::Future);
+  // load() (warm-up) follows the same rule.
+  const std::vector<Signal> warm = {sig("VIN2", "Soc", k2099, Value::float64(9), kNow)};
+  EXPECT_EQ(store.load(warm).future, 1u);
+  EXPECT_FALSE(store.get("VIN2", "Soc"));
+  EXPECT_NE(metrics.render_prometheus().find(R"(teslasync_state_apply_total{result="future"} 2)"),
+            std::string::npos)
+      << metrics.render_prometheus();
+  // The bound is configurable.
+  Store strict(4, seconds(1));
+  EXPECT_EQ(strict.apply(sig("VIN1", "Soc", kNow + 2'000'000, Value::float64(1), kNow)), Applied::Future);
 }
 
 TEST(Store, EveryKindAndRepresentationRoundTrips) {
