@@ -12,9 +12,11 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "cli.hpp"
 #include "config.hpp"
+#include "core/lifecycle.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "dispatch/logger/logger_dispatcher.hpp"
@@ -58,24 +60,39 @@ int run(const Config& config) {
   ts::core::MetricsRegistry metrics;
   ts::core::register_process_metrics(metrics);
 
-  // Dispatchers: one instance each, for those named in `records` (spec §8.1).
+  // The components, declared before the Lifecycle so that they outlive it: whatever was started
+  // is stopped in reverse order before any of them is destroyed, also when start-up fails half
+  // way (core/lifecycle.hpp).
   std::map<Dispatcher, std::unique_ptr<ts::dispatch::Dispatcher>> dispatchers;
+  std::unique_ptr<ts::runtime::ShardPool> pool;
+  std::unique_ptr<ts::vehicle_link::VehicleServer> server_owner;
+  std::unique_ptr<ts::http::Server> metrics_server, status_server;
+  std::optional<ts::pki::VehicleServerContext> tls_owner;
+  ts::core::Lifecycle life("telemetry-server");
+  const auto grace = config.mqtt ? config.mqtt->disconnect_timeout : std::chrono::milliseconds(250);
+
+  pool = std::make_unique<ts::runtime::ShardPool>(ts::server::effective_workers(config));
+  life.started("shard pool", [&] { pool->stop(); });  // stopped last; its threads run from start()
+
+  // Dispatchers: one instance each, for those named in `records` (spec §8.1).
   for (const auto& [type, names] : config.records) {
     for (auto name : names) {
       if (dispatchers.count(name)) continue;
       if (name == Dispatcher::Mqtt) {
         auto mqtt = std::make_unique<ts::dispatch::MqttDispatcher>(mqtt_options(*config.mqtt), metrics);
-        mqtt->start();
+        auto* d = mqtt.get();
         dispatchers[name] = std::move(mqtt);
+        life.start("mqtt dispatcher", [d] { d->start(); }, [d, grace] { d->shutdown(grace); });
       } else if (name == Dispatcher::Logger) {
-        dispatchers[name] = std::make_unique<ts::dispatch::LoggerDispatcher>();
+        auto* d = (dispatchers[name] = std::make_unique<ts::dispatch::LoggerDispatcher>()).get();
+        life.started("logger dispatcher", [d, grace] { d->shutdown(grace); });
       }
     }
   }
 
-  auto tls = ts::pki::make_vehicle_server_context(
+  auto& tls = tls_owner.emplace(ts::pki::make_vehicle_server_context(
       {.server_cert = config.tls.server_cert, .server_key = config.tls.server_key,
-       .ca_file = config.tls.ca_file});
+       .ca_file = config.tls.ca_file}));
   log->info("loaded {} vehicle CA certificate(s) from {}; advertising {} acceptable client CA "
             "name(s); sending a chain of {} certificate(s)",
             tls.ca_count, config.tls.ca_file, tls.client_ca_names, tls.chain_length);
@@ -108,14 +125,16 @@ int run(const Config& config) {
   link.tracked_vins = config.vins_signal_tracking_enabled;
   link.suppress_tls_handshake_error_logging = config.suppress_tls_handshake_error_logging;
 
-  ts::runtime::ShardPool pool(ts::server::effective_workers(config));
-  ts::vehicle_link::VehicleServer server(pool, tls.context, link, metrics);
-  server.start();
+  server_owner = std::make_unique<ts::vehicle_link::VehicleServer>(*pool, tls.context, link, metrics);
+  auto& server = *server_owner;
+  life.start("vehicle server", [&] { server.start(); }, [&] {
+    if (!server.close_sessions(std::chrono::seconds(5)))
+      log->warn("{} connection(s) still open after 5 s; closing anyway", server.connections());
+  });
 
-  std::unique_ptr<ts::http::Server> metrics_server, status_server;
   if (config.monitoring.prometheus_metrics_port > 0) {
     metrics_server = std::make_unique<ts::http::Server>(
-        pool.shard(0),
+        pool->shard(0),
         ts::http::ServerOptions{.host = config.monitoring.prometheus_metrics_host,
                                 .port = config.monitoring.prometheus_metrics_port},
         [&metrics](const ts::http::Request& r) {
@@ -124,22 +143,24 @@ int run(const Config& config) {
                                       metrics.render_prometheus(), {}};
           return ts::http::Response{404, "text/plain; charset=utf-8", "not found\n", {}};
         });
-    metrics_server->start();
+    life.start("metrics server", [&] { metrics_server->start(); }, [&] { metrics_server->stop(); });
   }
   if (config.status_port > 0) {
     // spec §2.6: plain HTTP on all interfaces, `/status` -> "ok".
     status_server = std::make_unique<ts::http::Server>(
-        pool.shard(0), ts::http::ServerOptions{.host = "", .port = config.status_port},
+        pool->shard(0), ts::http::ServerOptions{.host = "", .port = config.status_port},
         [](const ts::http::Request& r) {
           if (r.path() == "/status") return ts::http::Response{200, "text/plain", "ok", {}};
           return ts::http::Response{404, "text/plain; charset=utf-8", "404 page not found\n", {}};
         });
-    status_server->start();
+    life.start("status server", [&] { status_server->start(); }, [&] { status_server->stop(); });
   }
 
-  pool.start();
+  // Stopped first: vehicles' input, so that sessions finish their frame and dispatchers flush.
+  life.started("vehicle input", [&] { server.shutdown_input(); });
+  pool->start();
   log->info("listening for vehicles on {}:{} with {} worker(s){}{}",
-            config.host.empty() ? "*" : config.host, server.port(), pool.size(),
+            config.host.empty() ? "*" : config.host, server.port(), pool->size(),
             metrics_server ? fmt::format("; metrics on http://{}:{}/metrics",
                                          config.monitoring.prometheus_metrics_host,
                                          metrics_server->port())
@@ -184,16 +205,10 @@ int run(const Config& config) {
   });
   main_io.run();
 
-  // Two-phase shutdown: stop input, let sessions finish their frame, flush dispatchers, exit.
+  // Two-phase shutdown, in reverse order of start: stop input, stop the HTTP servers, let sessions
+  // finish their frame, flush dispatchers, stop the shards.
   log->info("signal {}: shutting down", received);
-  server.shutdown_input();
-  if (metrics_server) metrics_server->stop();
-  if (status_server) status_server->stop();
-  if (!server.close_sessions(std::chrono::seconds(5)))
-    log->warn("{} connection(s) still open after 5 s; closing anyway", server.connections());
-  const auto grace = config.mqtt ? config.mqtt->disconnect_timeout : std::chrono::milliseconds(250);
-  for (auto& [name, d] : dispatchers) d->shutdown(grace);
-  pool.stop();
+  life.stop();
   log->info("stopped");
   return 0;
 }
