@@ -345,8 +345,8 @@ struct Subscriber::Impl {
     std::uint64_t suppressed = 0;
     if (drop_log.allow(suppressed))
       log->error(
-          "dropping a {}-byte message on '{}': larger than max_packet_bytes ({}); it is "
-          "acknowledged to the broker and lost{}",
+          "dropping the payload of a {}-byte message on '{}': larger than max_packet_bytes ({}); "
+          "it is acknowledged to the broker and delivered without its payload{}",
           p.remaining_length, p.topic, opt.max_packet_bytes, suppressed_note(suppressed));
     if (p.qos == 1) {
       encode_puback(control, p.packet_id);
@@ -361,6 +361,13 @@ struct Subscriber::Impl {
       encode_pubrec(control, p.packet_id);
     }
     wake_writer();
+    Message m{p.topic, {}, p.qos, p.retain, p.dup, AckToken{}};
+    m.oversized_bytes = p.remaining_length;
+    try {
+      s.on_message_(m);
+    } catch (...) {
+      stats.handler_errors.inc();
+    }
   }
 
   void process_ack(const AckToken& t) {

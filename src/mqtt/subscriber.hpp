@@ -50,9 +50,10 @@
 /// - QoS 2 (only if `qos` = 2 and the publisher uses it): PUBREC is sent on ack(), PUBCOMP on the
 ///   broker's PUBREL; a PUBLISH whose packet id is still between delivery and PUBREL is answered
 ///   and not delivered again. Across reconnects it is at least once, like QoS 1.
-/// - a PUBLISH larger than `max_packet_bytes` is not delivered: it is read past, acknowledged (so
-///   that it cannot block the session for ever), logged at error level with its topic, and
-///   counted in stats().oversized_dropped.
+/// - a PUBLISH larger than `max_packet_bytes` is read past, acknowledged (so that it cannot block
+///   the session for ever), logged at error level with its topic, counted in
+///   stats().oversized_dropped, and delivered without its payload (Message::oversized_bytes) so
+///   that the application can keep it as a dead letter.
 ///
 /// Back-pressure: unacked() counts the QoS 1/2 messages delivered to on_message whose token has
 /// not been acked yet, stale ones included (the application still holds them). While it is at
@@ -106,6 +107,10 @@ struct Message {
   bool retain = false;   ///< a retained message, sent because of a (re-)subscription
   bool dup = false;      ///< the broker may have delivered it before
   AckToken token;
+  /// Non-zero: a PUBLISH of this many bytes (remaining length) over `max_packet_bytes`. Its
+  /// payload was read past, so `payload` is empty; it was acknowledged already and its token
+  /// acknowledges nothing. Delivered so that the application can keep a record of it.
+  std::size_t oversized_bytes = 0;
 };
 
 /// Settings of a Subscriber; fixed after construction.

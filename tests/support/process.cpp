@@ -1,8 +1,11 @@
 #include "support/process.hpp"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +154,8 @@ Process Process::start(ProcessOptions options) {
   // Everything the child needs is prepared here: after fork it may not allocate.
   Fd out = open_output(stdout_path, options.append_output);
   Fd err = open_output(stderr_path, options.append_output);
+  struct stat before {};
+  const std::uintmax_t stderr_from = ::fstat(err.get(), &before) == 0 ? before.st_size : 0;
   Fd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null_in.get() < 0) throw std::system_error(errno, std::generic_category(), "open /dev/null");
   std::vector<std::string> args = options.argv;
@@ -182,7 +187,11 @@ Process Process::start(ProcessOptions options) {
   do {
     n = ::read(status_read.get(), &report, sizeof report);
   } while (n < 0 && errno == EINTR);
-  if (n == 0) return Process(pid, std::move(name), std::move(stdout_path), std::move(stderr_path));
+  if (n == 0) {
+    Process p(pid, std::move(name), std::move(stdout_path), std::move(stderr_path));
+    p.stderr_from_ = stderr_from;
+    return p;
+  }
 
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -224,7 +233,8 @@ Process::Process(Process&& other) noexcept
       name_(std::move(other.name_)),
       stdout_path_(std::move(other.stdout_path_)),
       stderr_path_(std::move(other.stderr_path_)),
-      exit_status_(std::exchange(other.exit_status_, std::nullopt)) {}
+      exit_status_(std::exchange(other.exit_status_, std::nullopt)),
+      stderr_from_(other.stderr_from_) {}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
@@ -234,6 +244,7 @@ Process& Process::operator=(Process&& other) noexcept {
     stdout_path_ = std::move(other.stdout_path_);
     stderr_path_ = std::move(other.stderr_path_);
     exit_status_ = std::exchange(other.exit_status_, std::nullopt);
+    stderr_from_ = other.stderr_from_;
   }
   return *this;
 }
@@ -258,7 +269,22 @@ bool Process::has_exited(bool reap) {
   if (rc < 0) return reaped_elsewhere();
   if (rc == 0) return false;
   exit_status_ = decode_status(status);
+  check_sanitizer_report();
   return true;
+}
+
+void Process::check_sanitizer_report() const {
+  // What this run of the child wrote (the file may hold earlier runs' output: append_output).
+  const std::string text = read_file_text(stderr_path_);
+  const std::string_view run = std::string_view(text).substr(std::min<std::size_t>(stderr_from_, text.size()));
+  for (std::string_view marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: "}) {
+    const auto at = run.find(marker);
+    if (at == std::string_view::npos) continue;
+    const auto from = run.rfind('\n', at);
+    ADD_FAILURE() << "Process '" << name_ << "' (pid " << pid_ << ") reported a sanitizer error:\n"
+                  << run.substr(from == std::string_view::npos ? 0 : from + 1, 4000);
+    return;
+  }
 }
 
 bool Process::reaped_elsewhere() {

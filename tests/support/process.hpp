@@ -10,10 +10,12 @@
 /// Failure: `start` throws std::runtime_error naming the program and the reason (not found, not
 /// executable, bad working dir). Waits are bounded by their arguments. terminate() and the
 /// destructor signal the whole process group, then reap the child, so neither zombies nor stray
-/// grandchildren are left behind.
+/// grandchildren are left behind. When the child is reaped, a sanitizer report in what it wrote to
+/// stderr is a test failure (check_sanitizer_report).
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -91,12 +93,18 @@ class Process {
   bool wait_exit(std::chrono::milliseconds timeout, bool reap);
   bool reaped_elsewhere();
   void kill_group(int signal) noexcept;
+  /// A test failure (ADD_FAILURE) when this run's stderr holds an AddressSanitizer,
+  /// LeakSanitizer or UndefinedBehaviorSanitizer report: under the asan preset our binaries run
+  /// instrumented, and a report in a child must fail the test even when its exit status is not
+  /// looked at.
+  void check_sanitizer_report() const;
 
   pid_t pid_ = -1;  // -1 once moved from
   std::string name_;
   std::filesystem::path stdout_path_;
   std::filesystem::path stderr_path_;
   std::optional<int> exit_status_;  // set once reaped
+  std::uintmax_t stderr_from_ = 0;   // size of the stderr file before this run (append_output)
 };
 
 }  // namespace ts::testsupport

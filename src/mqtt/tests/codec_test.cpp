@@ -361,8 +361,10 @@ TEST(MqttSubscriberCodec, DecodesPublishQos0) {
 }
 
 TEST(MqttSubscriberCodec, DecodesPublishQos1RetainAndQos2Dup) {
-  // spec 3.3.2.3 example: topic "a/b", packet identifier 10.
-  auto r = decode_sub(bytes({0x33, 9, 0, 3, 'a', '/', 'b', 0, 10, 'h', 'i'}));
+  // spec 3.3.2.3 example: topic "a/b", packet identifier 10. The decoded packet's views point
+  // into the input, so each input outlives its result.
+  const std::string q1 = bytes({0x33, 9, 0, 3, 'a', '/', 'b', 0, 10, 'h', 'i'});
+  auto r = decode_sub(q1);
   ASSERT_EQ(r.status, DecodeStatus::Ok);
   EXPECT_EQ(r.packet.qos, 1);
   EXPECT_TRUE(r.packet.retain);
@@ -380,7 +382,8 @@ TEST(MqttSubscriberCodec, DecodesPublishQos1RetainAndQos2Dup) {
   EXPECT_EQ(r.packet.topic, "t");
   EXPECT_EQ(r.packet.payload, std::string_view("\0z", 2));
 
-  r = decode_sub(bytes({0x32, 5, 0, 1, 't', 0, 1}));  // empty payload
+  const std::string empty = bytes({0x32, 5, 0, 1, 't', 0, 1});  // empty payload
+  r = decode_sub(empty);
   ASSERT_EQ(r.status, DecodeStatus::Ok);
   EXPECT_TRUE(r.packet.payload.empty());
 }
@@ -405,8 +408,10 @@ TEST(MqttSubscriberCodec, DecodesWhatOurPublisherEncodes) {
 }
 
 TEST(MqttSubscriberCodec, DecodesSubackWithEveryReturnCode) {
-  // spec 3.9.3 example: granted QoS 0, 1, 2 and Failure, packet identifier 0x0a0b.
-  auto r = decode_sub(bytes({0x90, 6, 0x0a, 0x0b, 0, 1, 2, 0x80}));
+  // spec 3.9.3 example: granted QoS 0, 1, 2 and Failure, packet identifier 0x0a0b. The return
+  // codes are a view into the input: it must outlive the result.
+  const std::string in = bytes({0x90, 6, 0x0a, 0x0b, 0, 1, 2, 0x80});
+  auto r = decode_sub(in);
   ASSERT_EQ(r.status, DecodeStatus::Ok);
   EXPECT_EQ(r.packet.type, PacketType::Suback);
   EXPECT_EQ(r.packet.packet_id, 0x0a0b);

@@ -49,6 +49,7 @@ struct Received {
   bool retain = false;
   bool dup = false;
   AckToken token;
+  std::size_t oversized_bytes = 0;
 };
 
 /// Records what on_message gets; optionally acks at once. Thread-safe.
@@ -63,7 +64,7 @@ class Inbox {
       {
         std::lock_guard lock(mutex_);
         messages_.push_back({std::string(m.topic), std::string(m.payload), m.qos, m.retain, m.dup,
-                             m.token});
+                             m.token, m.oversized_bytes});
         if (sub != nullptr) max_unacked_seen_ = std::max(max_unacked_seen_, sub->unacked());
       }
       if (ack_at_once_ && sub != nullptr) sub->ack(m.token);
@@ -956,7 +957,9 @@ TEST(SubscriberPackets, ATokenAcknowledgesOnlyItsOwnDelivery) {
   EXPECT_EQ(hex(broker.read()), hex(bytes({0xe0, 0})));
 }
 
-TEST(SubscriberPackets, AnOversizedMessageIsAcknowledgedSkippedAndCounted) {
+// The payload is read past; the message is delivered without it, so that ingest keeps a dead
+// letter of it instead of losing it without a trace.
+TEST(SubscriberPackets, AnOversizedMessageIsAcknowledgedCountedAndDeliveredWithoutPayload) {
   ScriptedBroker broker;
   Inbox inbox(true);
   auto o = scripted_options(broker.port(), {"t/+"});
@@ -971,8 +974,12 @@ TEST(SubscriberPackets, AnOversizedMessageIsAcknowledgedSkippedAndCounted) {
               publish_packet("t/small", "s", 1, 4));
   EXPECT_EQ(hex(broker.read()), hex(bytes({0x40, 2, 0, 3})));  // dropped, but acknowledged
   EXPECT_EQ(hex(broker.read()), hex(bytes({0x40, 2, 0, 4})));
-  ASSERT_EQ(inbox.size(), 1u);
-  EXPECT_EQ(inbox.all()[0].topic, "t/small");
+  ASSERT_EQ(inbox.size(), 2u);
+  EXPECT_EQ(inbox.all()[0].topic, "t/big");
+  EXPECT_EQ(inbox.all()[0].payload, "");
+  EXPECT_GT(inbox.all()[0].oversized_bytes, 200'000u);
+  EXPECT_EQ(inbox.all()[1].topic, "t/small");
+  EXPECT_EQ(inbox.all()[1].oversized_bytes, 0u);
   EXPECT_EQ(sub.stats().oversized_dropped.value(), 1u);
   EXPECT_EQ(sub.stats().connects.value(), 1u);  // the stream stayed in sync
   sub.stop();
