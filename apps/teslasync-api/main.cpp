@@ -19,6 +19,7 @@
 
 #include "auth.hpp"
 #include "config.hpp"
+#include "core/lifecycle.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "fleet_bridge.hpp"
@@ -47,8 +48,8 @@ static_assert(sizeof(mqtt::AckToken) == sizeof(ingest::AckToken));
 class DatabaseWriter final : public ingest::BatchWriter {
  public:
   explicit DatabaseWriter(storage::Database& db) : db_(db) {}
-  Result<void> write(const storage::Batch& batch) override {
-    auto r = db_.write_batch(batch);
+  Result<void> write(const storage::BatchView& batch) override {
+    auto r = db_.write(batch);
     if (!r) return r.error();
     return {};
   }
@@ -130,11 +131,58 @@ class Every {
   std::thread thread_;
 };
 
+/// The data directory, owner-only: it holds the database, the admin token and maybe keys. Created
+/// 0700; an existing one readable by others is tightened to 0700 (with a log line).
+void prepare_data_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(dir)) {
+    fs::create_directories(dir);
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+    return;
+  }
+  const auto perms = fs::status(dir).permissions();
+  if ((perms & (fs::perms::group_all | fs::perms::others_all)) != fs::perms::none) {
+    std::error_code ec;
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) {
+      log::get("api")->warn("TESLASYNC_DATA_DIR={} is readable by others and could not be made "
+                            "owner-only: {}",
+                            dir, ec.message());
+    } else {
+      log::get("api")->info("TESLASYNC_DATA_DIR={}: made owner-only (0700)", dir);
+    }
+  }
+}
+
 int run(const Config& config) {
   auto logger = log::get("api");
-  std::filesystem::create_directories(config.data_dir);
+  prepare_data_dir(config.data_dir);
   core::MetricsRegistry metrics;
   core::register_process_metrics(metrics);
+
+  // ---- the components, declared before the Lifecycle so that they outlive it: whatever was
+  // started is stopped, in reverse order, before any of them is destroyed (also when start-up
+  // fails half way; core/lifecycle.hpp) ----
+  std::unique_ptr<storage::Database> db_owner;
+  TokenAuth tokens;
+  VinRegistry vins;
+  std::optional<state::Store> store_owner;
+  std::unique_ptr<state::redis::RedisMirror> mirror;
+  std::unique_ptr<state::redis::PubSub> bus;
+  std::shared_ptr<http::EventHub> hub;
+  std::optional<Live> live_owner;
+  std::unique_ptr<fleet_api::Client> fleet;
+  std::unique_ptr<FleetVehicleSource> source;
+  std::unique_ptr<polling::Poller> poller;
+  std::unique_ptr<DatabaseWriter> writer;
+  std::unique_ptr<mqtt::Subscriber> subscriber;
+  std::unique_ptr<ingest::Ingest> ingest_owner;
+  RateMeter messages_rate, rows_rate, sse_rate, dead_rate, failure_rate, rejected_rate;
+  std::unique_ptr<Every> sampler, diagnostics, retention;
+  std::optional<Services> services_owner;
+  boost::asio::io_context io;
+  std::unique_ptr<http::Server> server;
+  core::Lifecycle life("teslasync-api");
 
   // ---- storage ----
   auto opened = storage::open_database(config.database_url, config.data_dir, {.metrics = &metrics});
@@ -142,18 +190,17 @@ int run(const Config& config) {
     throw std::runtime_error("DATABASE_URL=" + storage::redact_url(config.database_url) + ": " +
                              opened.error().message());
   }
-  storage::Database& db = **opened;
+  db_owner = std::move(*opened);
+  storage::Database& db = *db_owner;
   logger->info("signal_log in {} ({})",
                config.database_url.empty()
                    ? (std::filesystem::path(config.data_dir) / "teslasync.db").string()
                    : storage::redact_url(config.database_url),
                db.backend());
 
-  TokenAuth tokens;
   set_up_tokens(config, db, tokens);
   const std::string public_key = load_public_key(config);
 
-  VinRegistry vins;
   for (const auto& vin : config.vehicles) {
     auto r = db.upsert_vehicle({.vin = vin, .source = storage::VehicleSource::Manual,
                                 .created_at = signal::now()});
@@ -166,9 +213,7 @@ int run(const Config& config) {
   }
 
   // ---- state: L1, warmed from Redis (L2) or signal_log ----
-  state::Store store(metrics);
-  std::unique_ptr<state::redis::RedisMirror> mirror;
-  std::unique_ptr<state::redis::PubSub> bus;
+  state::Store& store = store_owner.emplace(metrics);
   bool warm = false;
   if (!config.redis_url.empty()) {
     auto redis = state::redis::parse_redis_url(config.redis_url);
@@ -199,17 +244,14 @@ int run(const Config& config) {
   }
 
   // ---- live views ----
-  auto hub = std::make_shared<http::EventHub>(
+  hub = std::make_shared<http::EventHub>(
       metrics, http::EventHubOptions{.replay_max_events = std::max<std::size_t>(config.sse_replay_events, 1)});
-  Live live(store, mirror.get(), hub, bus.get(), std::chrono::milliseconds(250));
-  live.start();
-  if (mirror) mirror->start();
-  if (bus) bus->start();
+  Live& live = live_owner.emplace(store, mirror.get(), hub, bus.get(), std::chrono::milliseconds(250));
+  life.start("live", [&] { live.start(); }, [&] { live.stop(); });
+  if (mirror) life.start("redis mirror", [&] { mirror->start(); }, [&] { mirror->stop(); });
+  if (bus) life.start("redis pubsub", [&] { bus->start(); }, [&] { bus->stop(); });
 
   // ---- Fleet API and polling ----
-  std::unique_ptr<fleet_api::Client> fleet;
-  std::unique_ptr<FleetVehicleSource> source;
-  std::unique_ptr<polling::Poller> poller;
   if (!config.fleet_api_base_url.empty()) {
     std::string refresh = config.refresh_token;
     if (auto saved = db.get_setting("tesla_refresh_token"); saved && *saved) refresh = **saved;
@@ -248,30 +290,30 @@ int run(const Config& config) {
   }
 
   // ---- ingest: MQTT -> batches -> signal_log, acknowledged when durable ----
-  DatabaseWriter writer(db);
-  std::unique_ptr<mqtt::Subscriber> subscriber;
-  ingest::Ingest ingest(
-      {.topic_base = config.topic_base,
-       .batch_max_messages = config.batch_max_messages,
-       .batch_window = config.batch_window,
-       .queue_batches = config.writer_queue_batches},
-      writer,
-      {.registered = [&vins](std::string_view vin) { return vins.contains(vin); },
-       .observe = [&live](const storage::Batch& records) { live.observe(records); },
-       .ack = [&subscriber](const std::vector<ingest::AckToken>& batch_tokens) {
-         std::vector<mqtt::AckToken> acks;
-         acks.reserve(batch_tokens.size());
-         for (const auto& t : batch_tokens) acks.push_back(std::bit_cast<mqtt::AckToken>(t));
-         subscriber->ack(acks);
-       },
-       .on_pause = [&subscriber](bool paused) {
-         if (!subscriber) return;
-         if (paused) {
-           subscriber->pause();
-         } else {
-           subscriber->resume();
-         }
-       }});
+  writer = std::make_unique<DatabaseWriter>(db);
+  ingest::Ingest& ingest = *(ingest_owner = std::make_unique<ingest::Ingest>(
+      ingest::IngestOptions{.topic_base = config.topic_base,
+                            .batch_max_messages = config.batch_max_messages,
+                            .batch_window = config.batch_window,
+                            .queue_batches = config.writer_queue_batches},
+      *writer,
+      ingest::IngestHooks{
+          .registered = [&vins](std::string_view vin) { return vins.contains(vin); },
+          .observe = [&live](const storage::Batch& records) { live.observe(records); },
+          .ack = [&subscriber](const std::vector<ingest::AckToken>& batch_tokens) {
+            std::vector<mqtt::AckToken> acks;
+            acks.reserve(batch_tokens.size());
+            for (const auto& t : batch_tokens) acks.push_back(std::bit_cast<mqtt::AckToken>(t));
+            subscriber->ack(acks);
+          },
+          .on_pause = [&subscriber](bool paused) {
+            if (!subscriber) return;
+            if (paused) {
+              subscriber->pause();
+            } else {
+              subscriber->resume();
+            }
+          }}));
   ingest.register_metrics(metrics);
   if (config.telemetry_enabled) {
     subscriber = std::make_unique<mqtt::Subscriber>(
@@ -284,11 +326,22 @@ int run(const Config& config) {
                                 .password = config.mqtt_password,
                                 .filters = ingest::subscription_filters(config.topic_base)},
         [&ingest](const mqtt::Message& m) {
-          ingest.offer(m.topic, m.payload, std::bit_cast<ingest::AckToken>(m.token), signal::now());
+          const auto token = std::bit_cast<ingest::AckToken>(m.token);
+          if (m.oversized_bytes != 0) {
+            ingest.offer_oversized(m.topic, m.oversized_bytes, token, signal::now());
+          } else {
+            ingest.offer(m.topic, m.payload, token, signal::now());
+          }
         });
     subscriber->register_metrics(metrics);
-    ingest.start();
-    subscriber->start();
+    life.start("ingest", [&] { ingest.start(); }, [&] { ingest.stop(); });
+    life.start("mqtt subscriber", [&] { subscriber->start(); }, [&] { subscriber->stop(); });
+    // Stopped first: take nothing new, write and acknowledge what was taken; then the
+    // subscriber sends the queued acks and DISCONNECTs (no UNSUBSCRIBE).
+    life.started("mqtt intake", [&] {
+      subscriber->pause();
+      ingest.stop();
+    });
     logger->info("subscribing to {}:{} under '{}/' as client '{}'", config.mqtt_host,
                  config.mqtt_port, config.topic_base, config.mqtt_client_id);
   } else {
@@ -296,7 +349,6 @@ int run(const Config& config) {
   }
 
   // ---- pipeline summary: rates sampled every 2 s ----
-  RateMeter messages_rate, rows_rate, sse_rate, dead_rate, failure_rate;
   auto sample = [&] {
     const auto now = signal::now();
     const auto& st = ingest.stats();
@@ -304,22 +356,24 @@ int run(const Config& config) {
     rows_rate.sample(static_cast<double>(st.rows_written.value()), now);
     dead_rate.sample(static_cast<double>(st.dead_letters.value()), now);
     failure_rate.sample(static_cast<double>(st.write_failures.value()), now);
+    rejected_rate.sample(static_cast<double>(st.rejected_messages.value()), now);
     sse_rate.sample(static_cast<double>(hub->metrics().sent.value()), now);
   };
   sample();
-  Every sampler(std::chrono::seconds(2), sample);
+  sampler = std::make_unique<Every>(std::chrono::seconds(2), sample);
+  life.started("pipeline sampler", [&] { sampler->stop(); });
 
-  Services services{.config = config,
-                    .metrics = metrics,
-                    .db = db,
-                    .store = store,
-                    .vins = vins,
-                    .tokens = tokens,
-                    .live = live,
-                    .hub = hub,
-                    .public_key_pem = public_key,
-                    .fleet = fleet.get(),
-                    .poller = poller.get()};
+  Services& services = services_owner.emplace(Services{.config = config,
+                                                       .metrics = metrics,
+                                                       .db = db,
+                                                       .store = store,
+                                                       .vins = vins,
+                                                       .tokens = tokens,
+                                                       .live = live,
+                                                       .hub = hub,
+                                                       .public_key_pem = public_key,
+                                                       .fleet = fleet.get(),
+                                                       .poller = poller.get()});
   services.pipeline = [&] {
     const auto now = signal::now();
     const auto& st = ingest.stats();
@@ -361,6 +415,9 @@ int run(const Config& config) {
     s.write_failures_recent = failure_rate.increase();
     s.paused = st.paused.load();
     s.last_write_age_seconds = age(st.last_write_us.load());
+    s.writer_problem = ingest.writer_problem(now);
+    s.rejected_messages = st.rejected_messages.value();
+    s.rejected_recent = rejected_rate.increase();
     s.sse_clients = static_cast<std::size_t>(hub->metrics().clients.value());
     s.sse_events_per_second = sse_rate.rate();
     s.sse_slow_disconnects = hub->metrics().slow_disconnects.value();
@@ -382,25 +439,25 @@ int run(const Config& config) {
       return subscriber->connected() ? "MQTT subscription not established"
                                      : "MQTT broker not connected";
     }
-    return {};
+    // A writer stuck on retries stores nothing: take this instance out of rotation.
+    return ingest.writer_problem(signal::now());
   };
 
   // ---- HTTP ----
-  boost::asio::io_context io;
-  http::Server server(io,
-                      {.host = config.http_host,
-                       .port = config.http_port,
-                       .blocking_threads = config.http_threads,
-                       .sse = {.heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   config.sse_heartbeat),
-                               .client_max_events = config.sse_client_buffer_events}},
-                      make_router(services));
-  server.start();
+  server = std::make_unique<http::Server>(
+      io,
+      http::ServerOptions{.host = config.http_host,
+                          .port = config.http_port,
+                          .blocking_threads = config.http_threads,
+                          .sse = {.heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      config.sse_heartbeat),
+                                  .client_max_events = config.sse_client_buffer_events}},
+      make_router(services));
+  life.start("http server", [&] { server->start(); }, [&] { server->stop(); });
   logger->info("teslasync-api {} listening on http://{}:{}", TS_VERSION, config.http_host,
-               server.port());
+               server->port());
 
-  if (poller) poller->start();
-  std::unique_ptr<Every> diagnostics;
+  if (poller) life.start("poller", [&] { poller->start(); }, [&] { poller->stop(); });
   if (fleet && config.errors_refresh_interval.count() > 0) {
     // The first refresh soon after start, not one whole interval later (15 min by default).
     diagnostics = std::make_unique<Every>(
@@ -411,8 +468,8 @@ int run(const Config& config) {
           }
         },
         std::min<std::chrono::milliseconds>(config.errors_refresh_interval, std::chrono::seconds(5)));
+    life.started("diagnostics refresh", [&] { diagnostics->stop(); });
   }
-  std::unique_ptr<Every> retention;
   if (config.retention.count() > 0) {
     auto prune = [&db, &config] {
       const auto cutoff =
@@ -420,30 +477,23 @@ int run(const Config& config) {
       if (auto r = db.delete_signals_before(cutoff); !r) {
         log::get("storage")->warn("retention failed: {}", r.error().message());
       }
-      (void)db.delete_events_before(cutoff);
+      if (auto r = db.delete_events_before(cutoff); !r) {
+        log::get("storage")->warn("retention of events failed: {}", r.error().message());
+      }
     };
     retention = std::make_unique<Every>(std::chrono::hours(1), prune, std::chrono::minutes(1));
+    life.started("retention", [&] { retention->stop(); });
   }
 
-  // ---- run until SIGINT/SIGTERM, then shut down in order ----
+  // ---- run until SIGINT/SIGTERM, then stop everything in reverse order of start ----
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     logger->info("signal {}: shutting down", sig);
-    if (subscriber) subscriber->pause();  // take nothing new
-    ingest.stop();                        // write and acknowledge what was taken
-    if (subscriber) subscriber->stop();   // queued acks, then DISCONNECT (no UNSUBSCRIBE)
-    if (poller) poller->stop();
-    diagnostics.reset();
-    retention.reset();
-    server.stop();
+    life.stop();
   });
   io.run();
-
-  sampler.stop();
-  live.stop();
-  if (bus) bus->stop();
-  if (mirror) mirror->stop();
+  life.stop();
   logger->info("stopped");
   return 0;
 }

@@ -94,15 +94,22 @@ Stage storage_stage(const PipelineSnapshot& s) {
   st.metrics = fmt::format(
       "\"database\":\"{}\",\"queue_batches\":{},\"queue_capacity\":{},\"queue_messages\":{},"
       "\"append_rate_per_second\":{},\"write_failures\":{},\"paused\":{},"
-      "\"last_write_age_seconds\":{}",
+      "\"last_write_age_seconds\":{},\"rejected_messages\":{}",
       s.database, s.queue_batches, s.queue_capacity, s.queue_messages, num(s.append_rate),
-      s.write_failures, boolean(s.paused), opt(s.last_write_age_seconds));
-  if (s.write_failures_recent > 0 && s.append_rate == 0) {
+      s.write_failures, boolean(s.paused), opt(s.last_write_age_seconds), s.rejected_messages);
+  if (!s.writer_problem.empty()) {
+    st.health = Health::Down;
+    st.reason = s.writer_problem + " (ingest holds acknowledgements until it succeeds)";
+  } else if (s.write_failures_recent > 0 && s.append_rate == 0) {
     st.health = Health::Down;
     st.reason = "writes are failing: ingest holds acknowledgements and retries";
   } else if (s.paused) {
     st.health = Health::Degraded;
     st.reason = "the writer is behind: MQTT intake is paused (back-pressure)";
+  } else if (s.rejected_recent > 0) {
+    st.health = Health::Degraded;
+    st.reason = "the database refused some messages: they were kept as dead letters and the rest "
+                "was stored";
   } else if (s.write_failures_recent > 0) {
     st.health = Health::Degraded;
     st.reason = "some writes failed recently and were retried";

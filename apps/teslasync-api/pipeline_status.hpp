@@ -73,6 +73,9 @@ struct PipelineSnapshot {
   double write_failures_recent = 0;
   bool paused = false;
   std::optional<double> last_write_age_seconds;
+  std::string writer_problem;           ///< Ingest::writer_problem(): "" while healthy
+  std::uint64_t rejected_messages = 0;  ///< refused by the database, kept as dead letters
+  double rejected_recent = 0;           ///< of those, in the rate window
 
   // SSE
   std::size_t sse_clients = 0;

@@ -183,7 +183,8 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
           blocking);
   rt.get("/api/v1/vehicles/{vin}/state", [&s](const Request& r) {
     auto vin = registered_vin(s, r);
-    return http::json_response(200, vehicle_state_json(vin, s.store.snapshot(vin)));
+    const auto clock = s.store.clock(vin);
+    return http::json_response(200, vehicle_state_json(vin, s.store.snapshot(vin), &clock));
   });
   rt.get("/api/v1/vehicles/{vin}/signals",
          [&s](const Request& r) {

@@ -84,7 +84,8 @@ std::string signal_change_json(const signal::Signal& s) {
 }
 
 std::string vehicle_state_json(std::string_view vin,
-                               const std::vector<std::pair<std::string, state::Entry>>& entries) {
+                               const std::vector<std::pair<std::string, state::Entry>>& entries,
+                               const state::VehicleClock* clock) {
   std::string out = "{\"vin\":";
   append_json_string(out, vin);
   out += ",\"signals\":{";
@@ -97,7 +98,25 @@ std::string vehicle_state_json(std::string_view vin,
     append_entry_fields(out, e.value, e.ts, e.received_at, e.source);
     out += '}';
   }
-  out += "}}";
+  out += '}';
+  if (clock) {
+    auto time_or_null = [&out](signal::Timestamp t) {
+      if (t == 0) {
+        out += "null";
+      } else {
+        out += '"';
+        signal::append_time(out, t);
+        out += '"';
+      }
+    };
+    out += ",\"clock\":{\"future_signals\":" + std::to_string(clock->future_signals) +
+           ",\"last_future_ts\":";
+    time_or_null(clock->last_future_ts);
+    out += ",\"last_future_received_at\":";
+    time_or_null(clock->last_future_received_at);
+    out += ",\"same_time_conflicts\":" + std::to_string(clock->same_time_conflicts) + '}';
+  }
+  out += '}';
   return out;
 }
 

@@ -21,9 +21,12 @@ void append_signal(std::string& out, const signal::Signal& s, bool with_vin);
 /// SSE `signal_change` data: one signal of one vehicle changed.
 std::string signal_change_json(const signal::Signal& s);
 
-/// One vehicle's latest state: {"vin":…,"signals":{"<name>":{"kind","value","ts","received_at","source"},…}}
+/// One vehicle's latest state: {"vin":…,"signals":{"<name>":{"kind","value","ts","received_at","source"},…}},
+/// with `clock`: ,"clock":{"future_signals","last_future_ts","last_future_received_at",
+/// "same_time_conflicts"} (what L1's rule refused, for the vehicle's diagnostics).
 std::string vehicle_state_json(std::string_view vin,
-                               const std::vector<std::pair<std::string, state::Entry>>& entries);
+                               const std::vector<std::pair<std::string, state::Entry>>& entries,
+                               const state::VehicleClock* clock = nullptr);
 
 /// SSE `vehicle_update` data: the signals of one vehicle that changed since its last update.
 std::string vehicle_update_json(std::string_view vin, const std::vector<signal::Signal>& changed);

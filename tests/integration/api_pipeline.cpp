@@ -191,10 +191,10 @@ Publisher::~Publisher() {
   mosquitto_destroy(m_);
 }
 
-void Publisher::publish(const std::string& topic, const std::string& payload) {
+void Publisher::publish(const std::string& topic, const std::string& payload, bool retain) {
   ASSERT_TRUE(connected_.load()) << "publishing while disconnected: wait_connected() first";
   ASSERT_EQ(mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
-                              payload.data(), 1, false),
+                              payload.data(), 1, retain),
             MOSQ_ERR_SUCCESS);
   ++sent_;
 }

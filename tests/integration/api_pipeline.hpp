@@ -113,7 +113,10 @@ class Publisher {
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  void publish(const std::string& topic, const std::string& payload);
+  void publish(const std::string& topic, const std::string& payload, bool retain = false);
+  void publish_retained(const std::string& topic, const std::string& payload) {
+    publish(topic, payload, true);
+  }
   ::testing::AssertionResult all_acked();
   /// Waits (bounded) until the connection is up, counting `connects()` beyond `after`.
   ::testing::AssertionResult wait_connected(int after = 0);
