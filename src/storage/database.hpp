@@ -277,7 +277,7 @@ class Database {
   virtual Result<void> replace_error_vins(std::span<const std::string> vins, Timestamp now) = 0;
 
   /// Stores a new token (sha256_hex: 64 hex digits of SHA-256 of the token, never the token).
-  /// query_failed if the hash is already stored.
+  /// rejected if the hash is already stored (a unique constraint).
   virtual Result<ApiToken> create_token(std::string_view name, std::string_view sha256_hex,
                                         Timestamp created_at) = 0;
   /// Sets last_used_at. False if no such token.

@@ -13,18 +13,8 @@
 #include "storage/detail.hpp"
 
 namespace ts::storage::sqlite {
-namespace {
 
-using detail::log;
-using signal::Signal;
-
-constexpr std::int64_t kMinTs = std::numeric_limits<std::int64_t>::min();
-constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
-/// Rows deleted, and series visited, per retention transaction: the writer is never held long.
-constexpr std::int64_t kRetentionChunk = 20'000;
-constexpr int kRetentionSeries = 2'000;
-
-boost::system::error_code code_of(int rc) {
+boost::system::error_code error_code_of_sqlite(int rc) noexcept {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -36,10 +26,30 @@ boost::system::error_code code_of(int rc) {
     case SQLITE_PERM:
     case SQLITE_READONLY:
       return make_error_code(errc::unavailable);
-    default:
+    // The data itself: too big for a row, a constraint (also a trigger's RAISE(ABORT)), a
+    // datatype mismatch, a parameter out of range. The same rows fail again.
+    case SQLITE_TOOBIG:
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+      return make_error_code(errc::rejected);
+    default:  // SQLITE_FULL (disk full), SQLITE_NOMEM, SQLITE_ERROR, ...: may pass later
       return make_error_code(errc::query_failed);
   }
 }
+
+namespace {
+
+using detail::log;
+using signal::Signal;
+
+constexpr std::int64_t kMinTs = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
+/// Rows deleted, and series visited, per retention transaction: the writer is never held long.
+constexpr std::int64_t kRetentionChunk = 20'000;
+constexpr int kRetentionSeries = 2'000;
+
+boost::system::error_code code_of(int rc) { return error_code_of_sqlite(rc); }
 
 /// One sqlite3 connection with its prepared statements. Used by one thread at a time (the
 /// owner's mutex or the reader pool guarantees it).

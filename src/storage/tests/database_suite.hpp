@@ -6,7 +6,11 @@
 //   std::filesystem::path data_dir() const
 //   void execute(const std::string& sql)   SQL straight to that database (schema tests)
 //   static std::string fail_inserts_sql(table), allow_inserts_sql(table)
-//                                  SQL that makes every INSERT into `table` fail, and undoes it
+//                                  SQL that makes every INSERT into `table` fail for a reason of
+//                                  the database (retryable), and undoes it
+//   static std::string reject_inserts_sql(table)
+//                                  SQL that makes every INSERT into `table` fail as a data
+//                                  error (a constraint); undone by allow_inserts_sql
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -516,6 +520,7 @@ TYPED_TEST_P(DatabaseSuite, AFailedBatchStoresNothingAndTheNextOneWorks) {
   auto failed = this->db_->write_batch(batch);
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.error(), make_error_code(errc::query_failed));
+  EXPECT_TRUE(is_retryable(failed.error()));
   EXPECT_TRUE(this->db_->query_signals({.vin = "VIN1"})->rows.empty());
   EXPECT_EQ(*this->db_->count_dead_letters(), 0u);
 
@@ -524,6 +529,21 @@ TYPED_TEST_P(DatabaseSuite, AFailedBatchStoresNothingAndTheNextOneWorks) {
   ASSERT_TRUE(ok) << ok.error().message();
   EXPECT_EQ(ok->signals, 1u);
   EXPECT_EQ(ok->vehicle_errors, 1u);
+}
+
+TYPED_TEST_P(DatabaseSuite, DataTheDatabaseRefusesIsRejectedNotRetryable) {
+  const Timestamp t = base_time();
+  Batch batch;
+  batch.signals = {make_signal("VIN1", "Soc", t, Value::int64(1))};
+  batch.alerts = {{.vin = "VIN1", .name = "A", .started_at = t}};
+  this->backend_.execute(TypeParam::reject_inserts_sql("alerts"));
+  auto refused = this->db_->write_batch(batch);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), make_error_code(errc::rejected));
+  EXPECT_FALSE(is_retryable(refused.error()));
+  EXPECT_TRUE(this->db_->query_signals({.vin = "VIN1"})->rows.empty());
+  this->backend_.execute(TypeParam::allow_inserts_sql("alerts"));
+  ASSERT_TRUE(this->db_->write_batch(batch));
 }
 
 TYPED_TEST_P(DatabaseSuite, FleetErrorUpsertsNeverDuplicate) {
@@ -621,7 +641,7 @@ TYPED_TEST_P(DatabaseSuite, TokensAreFoundByTheirHashAndTouched) {
 
   auto dup = this->db_->create_token("again", hash, 11);
   ASSERT_FALSE(dup);
-  EXPECT_EQ(dup.error(), make_error_code(errc::query_failed));
+  EXPECT_EQ(dup.error(), make_error_code(errc::rejected));
   EXPECT_EQ(this->db_->create_token("bad", "xyz", 1).error(),
             make_error_code(errc::invalid_argument));
   auto second = this->db_->create_token("ci", std::string(64, 'c'), 12);
@@ -726,6 +746,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     AFailedBatchStoresNothingAndTheNextOneWorks, FleetErrorUpsertsNeverDuplicate,
     ReplaceErrorVinsActivatesTheListedAndResolvesTheRest, TokensAreFoundByTheirHashAndTouched,
     SettingsAreStoredAndReplaced, EventRetentionTrimsTheEventTables,
-    ReadersWorkWhileTheWriterWrites, WritesAreCountedInTheMetrics);
+    ReadersWorkWhileTheWriterWrites, WritesAreCountedInTheMetrics,
+    DataTheDatabaseRefusesIsRejectedNotRetryable);
 
 }  // namespace ts::storage::testing

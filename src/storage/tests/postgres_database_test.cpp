@@ -12,6 +12,7 @@
 
 #include "core/log.hpp"
 #include "storage/database.hpp"
+#include "storage/postgres/pg_connection.hpp"
 #include "storage/postgres/postgres_database.hpp"
 #include "storage/tests/database_suite.hpp"
 #include "support/ports.hpp"
@@ -62,6 +63,13 @@ struct PostgresBackend {
            "RAISE EXCEPTION 'refused by the test'; END $$; CREATE TRIGGER fail_" +
            table + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION refuse()";
   }
+  // A data error (check_violation, class 23): rejected.
+  static std::string reject_inserts_sql(const std::string& table) {
+    return "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation'; END $$; "
+           "CREATE TRIGGER fail_" +
+           table + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION refuse()";
+  }
   static std::string allow_inserts_sql(const std::string& table) {
     return "DROP TRIGGER fail_" + table + " ON " + table + "; DROP FUNCTION refuse()";
   }
@@ -73,6 +81,28 @@ std::unique_ptr<Database> open_or_fail(const std::string& url, OpenOptions optio
   auto db = open_database(url, "/nonexistent", options);
   if (!db) throw std::runtime_error("open_database: " + db.error().message());
   return std::move(*db);
+}
+
+TEST(PostgresDatabase, SqlstatesSplitIntoRejectedDataAndRetryableFailures) {
+  using postgres::error_code_of_sqlstate;
+  // The same data fails again: the writer isolates the row instead of retrying.
+  for (const char* s : {"22001", "22003", "22P02", "22021", "23505", "23514", "23502", "54000",
+                        "54001", "42804", "42846"}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::rejected)) << s;
+    EXPECT_FALSE(is_retryable(error_code_of_sqlstate(s))) << s;
+  }
+  for (const char* s : {"08000", "08006", "08P01", "57P01", "57P02", "57P03", "53300"}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::unavailable)) << s;
+  }
+  for (const char* s : {"57014", "55P03", "40P01", "40001"}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::timeout)) << s;
+  }
+  for (const char* s : {"53100", "53200", "42P01", "42501", "XX000", "P0001", ""}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::query_failed)) << s;
+  }
+  for (const char* s : {"08006", "57P01", "40001", "40P01", "53100", "57014", "55P03"}) {
+    EXPECT_TRUE(is_retryable(error_code_of_sqlstate(s))) << s;
+  }
 }
 
 TEST(PostgresDatabase, SignalsGoToDailyPartitionsThatRetentionDrops) {

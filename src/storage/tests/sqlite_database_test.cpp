@@ -8,6 +8,7 @@
 #include <string>
 
 #include "storage/database.hpp"
+#include "storage/sqlite/sqlite_database.hpp"
 #include "storage/tests/database_suite.hpp"
 
 namespace ts::storage::testing {
@@ -56,7 +57,13 @@ struct SqliteBackend {
   std::string url() const { return "sqlite:" + (dir.path() / "test.db").string(); }
   std::filesystem::path data_dir() const { return dir.path(); }
   void execute(const std::string& sql) const { execute_sqlite(dir.path() / "test.db", sql); }
+  // A trigger on a table that does not exist: SQLITE_ERROR, the database's state (query_failed).
   static std::string fail_inserts_sql(const std::string& table) {
+    return "CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table +
+           " BEGIN INSERT INTO no_such_table VALUES (1); END";
+  }
+  // RAISE(ABORT) is SQLITE_CONSTRAINT: the data refused (rejected).
+  static std::string reject_inserts_sql(const std::string& table) {
     return "CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table +
            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
   }
@@ -66,6 +73,24 @@ struct SqliteBackend {
 };
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, DatabaseSuite, SqliteBackend);
+
+TEST(SqliteDatabase, ResultCodesSplitIntoRejectedDataAndRetryableFailures) {
+  for (int rc : {SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_UNIQUE,
+                 SQLITE_CONSTRAINT_TRIGGER, SQLITE_MISMATCH, SQLITE_RANGE}) {
+    EXPECT_EQ(sqlite::error_code_of_sqlite(rc), make_error_code(errc::rejected)) << rc;
+    EXPECT_FALSE(is_retryable(sqlite::error_code_of_sqlite(rc))) << rc;
+  }
+  for (int rc : {SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT}) {
+    EXPECT_EQ(sqlite::error_code_of_sqlite(rc), make_error_code(errc::timeout)) << rc;
+  }
+  for (int rc : {SQLITE_IOERR, SQLITE_IOERR_WRITE, SQLITE_CANTOPEN}) {
+    EXPECT_EQ(sqlite::error_code_of_sqlite(rc), make_error_code(errc::unavailable)) << rc;
+  }
+  for (int rc : {SQLITE_FULL, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY, SQLITE_LOCKED,
+                 SQLITE_NOMEM, SQLITE_ERROR}) {
+    EXPECT_TRUE(is_retryable(sqlite::error_code_of_sqlite(rc))) << rc;
+  }
+}
 
 TEST(SqliteDatabase, EmptyUrlMeansTeslasyncDbInTheDataDirWhichIsCreated) {
   ScratchDir dir;
