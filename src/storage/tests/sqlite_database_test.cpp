@@ -1,6 +1,7 @@
 // The Database behaviour suite on SQLite (temp files, no sockets), plus what is SQLite's own:
 // URL forms, WAL mode, the in-memory database.
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,7 @@ struct SqliteBackend {
     return "CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table +
            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
   }
+  static std::string bytes_sql(const std::string& hex) { return "X'" + hex + "'"; }
   static std::string allow_inserts_sql(const std::string& table) {
     return "DROP TRIGGER fail_" + table;
   }
@@ -99,6 +101,49 @@ TEST(SqliteDatabase, EmptyUrlMeansTeslasyncDbInTheDataDirWhichIsCreated) {
   ASSERT_TRUE(db) << db.error().message();
   EXPECT_EQ((*db)->backend(), "sqlite");
   EXPECT_TRUE(std::filesystem::exists(data / "teslasync.db"));
+}
+
+mode_t mode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+TEST(SqliteDatabase, TheDataDirectoryIs0700AndTheDatabaseFiles0600WhateverTheUmask) {
+  ScratchDir dir;
+  const mode_t old_umask = ::umask(022);
+  const std::filesystem::path data = dir.path() / "data";
+  {
+    auto db = open_database("", data);
+    ASSERT_TRUE(db) << db.error().message();
+    ASSERT_TRUE((*db)->set_setting("tesla_refresh_token", "secret"));
+    EXPECT_EQ(mode_of(data), 0700u);
+    for (const char* file : {"teslasync.db", "teslasync.db-wal", "teslasync.db-shm"}) {
+      ASSERT_TRUE(std::filesystem::exists(data / file)) << file;
+      EXPECT_EQ(mode_of(data / file), 0600u) << file;
+    }
+  }
+  // Files an older release left readable by everyone are restricted on open.
+  const std::filesystem::path loose = dir.path() / "loose.db";
+  ASSERT_TRUE(open_database("sqlite:" + loose.string(), ""));
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::filesystem::path f = loose.string() + suffix;
+    if (std::filesystem::exists(f)) ::chmod(f.c_str(), 0644);
+  }
+  ::chmod(loose.c_str(), 0644);
+  {
+    auto db = open_database("sqlite:" + loose.string(), "");
+    ASSERT_TRUE(db);
+    EXPECT_EQ(mode_of(loose), 0600u);
+    EXPECT_EQ(mode_of(loose.string() + "-wal"), 0600u);
+  }
+  // An existing data directory is left as the operator made it.
+  const std::filesystem::path mine = dir.path() / "mine";
+  std::filesystem::create_directory(mine);
+  ::chmod(mine.c_str(), 0750);
+  ASSERT_TRUE(open_database("", mine));
+  EXPECT_EQ(mode_of(mine), 0750u);
+  ::umask(old_umask);
 }
 
 TEST(SqliteDatabase, AcceptsBothUrlFormsAndUsesWal) {
