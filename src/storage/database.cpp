@@ -142,8 +142,15 @@ Result<std::unique_ptr<Database>> open_sqlite_url(std::string_view url,
   o.migrate_to_version = options.migrate_to_version_for_test;
   o.metrics = options.metrics;
   if (url.empty()) {
+    // A directory we create is 0700 (it holds the database with the Tesla refresh token); an
+    // existing one is left as the operator made it.
     std::error_code ec;
-    std::filesystem::create_directories(data_dir, ec);
+    const bool existed = std::filesystem::exists(data_dir, ec);
+    if (!existed) std::filesystem::create_directories(data_dir, ec);
+    if (!existed && !ec) {
+      std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, ec);
+    }
     if (ec) {
       detail::log().error("cannot create data directory {}: {}", data_dir.string(), ec.message());
       return make_error_code(errc::unavailable);
@@ -196,6 +203,7 @@ Result<std::unique_ptr<Database>> open_database(const std::string& url,
     o.statement_timeout = options.statement_timeout;
     o.migrate_to_version = options.migrate_to_version_for_test;
     o.metrics = options.metrics;
+    o.retention = options.retention;
     return postgres::open_postgres(o);
   }
   detail::log().error(

@@ -80,14 +80,28 @@ struct RetentionResult {
 
 // ---- the other tables -----------------------------------------------------------------------
 
+/// Dead-letter payloads are stored up to this many bytes; the rest is cut (payload_size keeps
+/// the original length).
+inline constexpr std::size_t kMaxDeadLetterPayload = 64 * 1024;
+
 /// A message the ingest could not use: undecodable, or from a VIN that is not registered.
+/// Keyed by (topic, reason, payload_size, payload) through a SHA-256 of them: appending the
+/// same letter again (a redelivery, a vehicle repeating itself) adds no row, it increments
+/// `occurrences` and moves `last_received_at`.
 struct DeadLetter {
   std::int64_t id = 0;  ///< assigned by the database (ignored on append)
-  Timestamp received_at = 0;
+  Timestamp received_at = 0;  ///< first received (on append: when this copy was received)
   std::string topic;
   std::string vin;      ///< may be empty (topic without a VIN)
   std::string reason;   ///< short machine-readable cause, e.g. "not_json", "unregistered_vin"
-  std::string payload;  ///< the raw payload bytes (binary-safe)
+  /// The raw payload bytes (binary-safe), at most kMaxDeadLetterPayload of them when read back
+  /// (append cuts a longer one).
+  std::string payload;
+  /// The payload's original length in bytes. On append: max(payload_size, payload.size()), so
+  /// a caller that already cut the payload can pass the length it had.
+  std::uint64_t payload_size = 0;
+  std::uint64_t occurrences = 1;  ///< times appended (ignored on append: each append is one)
+  Timestamp last_received_at = 0;  ///< latest receipt (ignored on append: received_at)
 
   friend bool operator==(const DeadLetter&, const DeadLetter&) = default;
 };
@@ -237,10 +251,19 @@ class Database {
   // ---- writes (serialized on the writer connection) ----
 
   /// Writes everything in ONE transaction; committed (durable, see docs/storage.md) when it
-  /// returns a value. Idempotent for signals (key vin, name, ts: a redelivered row is ignored,
-  /// the first stored value wins), alerts (an existing alert gets the ended_at it did not have),
-  /// connectivity and vehicle errors; dead letters are always appended. On error nothing of
-  /// the batch is stored.
+  /// returns a value. Idempotent for signals, alerts (an existing alert gets the ended_at it
+  /// did not have), connectivity, vehicle errors and dead letters (a repeat counts an
+  /// occurrence). Keys of any length are stored (names, connection ids, topics are hashed in
+  /// the unique indexes, docs/storage.md).
+  ///
+  /// THE rule for signals: a signal is keyed by (vin, name, ts) and the FIRST STORED VALUE
+  /// WINS. A later signal with the same event time is ignored, whether it is a redelivery or a
+  /// different value (counted in teslasync_storage_duplicate_signals_total); L1 and Redis
+  /// follow the same rule.
+  ///
+  /// On error nothing of the batch is stored. The error tells whether retrying can help
+  /// (is_retryable): `rejected` means some row is refused by the database itself (a value it
+  /// cannot hold, a constraint) and will be refused again; the caller splits the batch.
   virtual Result<BatchResult> write(const BatchView& batch) = 0;
   Result<BatchResult> write_batch(const Batch& batch) { return write(BatchView(batch)); }
 
@@ -258,9 +281,16 @@ class Database {
   /// partitions that end at or before the cutoff, then deletes the remainder. Runs in several
   /// short transactions so ingest is not stalled for long.
   virtual Result<RetentionResult> delete_signals_before(Timestamp cutoff) = 0;
-  /// Retention of the event tables: dead letters, connectivity and vehicle errors received
-  /// before the cutoff, and alerts that ended before it. Returns rows removed.
+  /// Retention of the event tables: connectivity and vehicle errors received before the cutoff,
+  /// and alerts that ended before it. Returns rows removed. Dead letters are NOT touched: they
+  /// have their own retention, delete_dead_letters.
   virtual Result<std::uint64_t> delete_events_before(Timestamp cutoff) = 0;
+  /// Retention of dead letters: removes those last received before `received_before`, then,
+  /// while more than `keep_max_rows` remain, the oldest (by last_received_at, then id) — 0
+  /// keeps none; pass UINT64_MAX for no cap. Deletes in transactions of at most 5,000 rows,
+  /// so ingest is never held behind one long one. Returns rows removed.
+  virtual Result<std::uint64_t> delete_dead_letters(Timestamp received_before,
+                                                    std::uint64_t keep_max_rows) = 0;
 
   /// Registers a vehicle, or updates its name (when non-empty) and source. created_at is kept
   /// from the first registration. Returns the stored row.
@@ -277,7 +307,7 @@ class Database {
   virtual Result<void> replace_error_vins(std::span<const std::string> vins, Timestamp now) = 0;
 
   /// Stores a new token (sha256_hex: 64 hex digits of SHA-256 of the token, never the token).
-  /// query_failed if the hash is already stored.
+  /// rejected if the hash is already stored (a unique constraint).
   virtual Result<ApiToken> create_token(std::string_view name, std::string_view sha256_hex,
                                         Timestamp created_at) = 0;
   /// Sets last_used_at. False if no such token.
@@ -291,11 +321,16 @@ class Database {
   /// A page of one vehicle's signal_log (see SignalQuery). invalid_argument for an empty VIN.
   virtual Result<SignalPage> query_signals(const SignalQuery& query) = 0;
   /// The newest row of every (vin, name), ordered by vin, name: to warm L1 at start-up. With
-  /// `vin`, that vehicle only. Cost grows with the number of (vin, name) series, not rows.
+  /// `vin`, that vehicle only. With `max_future_skew`, a row whose event time is more than the
+  /// skew ahead of its received_at (ts > received_at + skew: a vehicle clock far ahead) is
+  /// never the newest: the newest row that satisfies the bound is returned instead, and a
+  /// series without one is left out. Cost grows with the number of (vin, name) series, not rows
+  /// (each series is read backwards through its (series_id, ts) key).
   virtual Result<std::vector<signal::Signal>> latest_signals(
-      std::optional<std::string_view> vin = std::nullopt) = 0;
+      std::optional<std::string_view> vin = std::nullopt,
+      std::optional<std::chrono::microseconds> max_future_skew = std::nullopt) = 0;
 
-  /// Newest first (by id). limit clamped to [1, kMaxLimit].
+  /// Newest first (by id, i.e. first receipt). limit clamped to [1, kMaxLimit].
   virtual Result<std::vector<DeadLetter>> list_dead_letters(
       std::size_t offset, std::size_t limit,
       std::optional<std::string_view> vin = std::nullopt) = 0;
@@ -343,16 +378,21 @@ struct OpenOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   /// PostgreSQL statement_timeout / SQLite busy timeout.
   std::chrono::milliseconds statement_timeout{30'000};
+  /// Retention of signal_log (TESLASYNC_RETENTION_DAYS); 0 = keep forever. PostgreSQL creates
+  /// daily partitions only for days in [now - retention, now + 7 days] (without retention:
+  /// [now - 30 days, now + 7 days]); rows outside go to the default partition.
+  std::chrono::hours retention{0};
   /// Tests only: stop migrating at this version (0 = apply all).
   int migrate_to_version_for_test = 0;
 };
 
 /// Opens the database named by `url` and migrates its schema to the current version:
-/// - "" → SQLite file `data_dir/teslasync.db` (data_dir is created if missing);
+/// - "" → SQLite file `data_dir/teslasync.db` (data_dir is created with mode 0700 if missing);
 /// - "sqlite:PATH" or "sqlite://PATH" → SQLite file PATH (relative to the working directory),
 ///   options as a query: "?synchronous=normal" (default full, see docs/storage.md);
 ///   "sqlite::memory:" → a private in-memory database (tests; one connection);
 /// - "postgresql://…" or "postgres://…" → PostgreSQL via libpq (any libpq URI parameters).
+/// SQLite files (the database, its -wal and -shm) get mode 0600 whatever the umask.
 /// Errors: bad_url, unavailable (with the reason logged; passwords never appear in logs),
 /// migration_failed, schema_too_new.
 Result<std::unique_ptr<Database>> open_database(const std::string& url,

@@ -1,10 +1,14 @@
 #include "storage/detail.hpp"
 
 #include <chrono>
+#include <cstdlib>
+#include <memory>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <tuple>
+
+#include <openssl/evp.h>
 
 #include "core/log.hpp"
 
@@ -211,6 +215,29 @@ signal::Value value_of(int kind, const ValueColumns& c) {
       return Value::time_of_day(text);
   }
   return Value::invalid();
+}
+
+std::string dead_letter_key(std::string_view topic, std::string_view reason,
+                            std::uint64_t payload_size, std::string_view payload) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  auto number = [&](std::uint64_t v) {
+    unsigned char be[8];
+    for (int i = 0; i < 8; ++i) be[i] = static_cast<unsigned char>(v >> (8 * (7 - i)));
+    EVP_DigestUpdate(ctx.get(), be, sizeof be);
+  };
+  auto bytes = [&](std::string_view v) { EVP_DigestUpdate(ctx.get(), v.data(), v.size()); };
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  // SHA-256 in the default provider fails only without memory: a broken invariant.
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) std::abort();
+  number(topic.size());
+  bytes(topic);
+  number(reason.size());
+  bytes(reason);
+  number(payload_size);
+  bytes(payload);
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) std::abort();
+  return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
 std::int64_t error_fingerprint(std::string_view body, std::string_view tags_json) noexcept {

@@ -128,6 +128,12 @@ signal::Value value_of(int kind, const ValueColumns& columns);
 /// The stable key of a vehicle error's content (FNV-1a 64 of body and tags).
 std::int64_t error_fingerprint(std::string_view body, std::string_view tags_json) noexcept;
 
+/// The key of a dead letter: SHA-256 (32 bytes) of the length-prefixed topic and reason (each
+/// length as 8 bytes big-endian), the payload size (8 bytes big-endian) and the payload. The
+/// PostgreSQL migration 5 computes the same in SQL for rows stored before it.
+std::string dead_letter_key(std::string_view topic, std::string_view reason,
+                            std::uint64_t payload_size, std::string_view payload);
+
 /// Alerts merged by key (vin, name, started_at), first occurrence order; a later copy supplies
 /// an ended_at the earlier lacked. Upserts need each key once per statement.
 std::vector<Alert> merge_alerts(std::span<const Alert> alerts);

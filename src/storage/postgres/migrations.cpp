@@ -142,11 +142,58 @@ CREATE TABLE settings (
 );
 )sql";
 
+// Keys of any length. A btree entry cannot exceed ~2,700 bytes, so a unique key on raw text
+// that a vehicle or the broker controls (an alert name, a connection id) let one over-long value
+// fail every batch (docs/storage.md). Each such text is keyed by ts_text_key(text), its SHA-256
+// (32 bytes; collisions are infeasible, unlike md5 which can be crafted): the full value stays
+// in the row. ts_text_key is declared IMMUTABLE, which its body is for a given database
+// encoding (textsend only returns the stored bytes). vin stays raw: rows are stored only for
+// registered vehicles, whose VIN is the primary key of `vehicles`.
+// Dead letters get a key (key_hash: SHA-256 of topic, reason, payload size and payload, the
+// same bytes as detail::dead_letter_key), a count of occurrences, the latest receipt and the
+// payload's original size; duplicates stored before are merged into the first of them, and
+// payloads are cut to 64 KiB.
+constexpr std::string_view kV5 = R"sql(
+CREATE FUNCTION ts_text_key(text) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  AS 'SELECT pg_catalog.sha256(pg_catalog.textsend($1))';
+ALTER TABLE signal_series DROP CONSTRAINT signal_series_vin_name_key;
+CREATE UNIQUE INDEX signal_series_key ON signal_series (vin, ts_text_key(name));
+ALTER TABLE alerts DROP CONSTRAINT alerts_vin_name_started_at_key;
+CREATE UNIQUE INDEX alerts_key ON alerts (vin, ts_text_key(name), started_at);
+ALTER TABLE connectivity_events DROP CONSTRAINT connectivity_events_vin_connection_id_status_ts_key;
+CREATE UNIQUE INDEX connectivity_events_key
+  ON connectivity_events (vin, ts_text_key(connection_id), ts_text_key(status), ts);
+ALTER TABLE vehicle_errors DROP CONSTRAINT vehicle_errors_vin_name_created_at_fingerprint_key;
+CREATE UNIQUE INDEX vehicle_errors_key
+  ON vehicle_errors (vin, ts_text_key(name), created_at, fingerprint);
+DROP INDEX fleet_telemetry_errors_key;
+CREATE UNIQUE INDEX fleet_telemetry_errors_key
+  ON fleet_telemetry_errors (vin, ts_text_key(error_name), created_at, ts_text_key(error));
+ALTER TABLE dead_letters ADD COLUMN payload_size bigint, ADD COLUMN occurrences bigint,
+  ADD COLUMN last_received_at bigint, ADD COLUMN key_hash bytea;
+UPDATE dead_letters SET payload_size = length(payload), occurrences = 1,
+  last_received_at = received_at,
+  key_hash = sha256(int8send(octet_length(topic)::int8) || textsend(topic) ||
+                    int8send(octet_length(reason)::int8) || textsend(reason) ||
+                    int8send(length(payload)::int8) || payload);
+WITH g AS (SELECT key_hash, min(id) AS keep, count(*) AS n, max(received_at) AS last
+           FROM dead_letters GROUP BY key_hash HAVING count(*) > 1)
+UPDATE dead_letters d SET occurrences = g.n, last_received_at = g.last FROM g WHERE d.id = g.keep;
+DELETE FROM dead_letters d USING dead_letters k WHERE k.key_hash = d.key_hash AND k.id < d.id;
+UPDATE dead_letters SET payload = substring(payload FROM 1 FOR 65536) WHERE length(payload) > 65536;
+ALTER TABLE dead_letters ALTER payload_size SET NOT NULL, ALTER occurrences SET NOT NULL,
+  ALTER last_received_at SET NOT NULL, ALTER key_hash SET NOT NULL;
+CREATE UNIQUE INDEX dead_letters_key ON dead_letters (key_hash);
+DROP INDEX dead_letters_received_at;
+CREATE INDEX dead_letters_last_received_at ON dead_letters (last_received_at, id);
+)sql";
+
 constexpr std::array kMigrations = {
     detail::Migration{1, "signal_log (partitioned by day), dead_letters, vehicles", kV1},
     detail::Migration{2, "alerts, connectivity_events, vehicle_errors", kV2},
     detail::Migration{3, "fleet_telemetry_errors, fleet_telemetry_error_vins", kV3},
     detail::Migration{4, "api_tokens, settings", kV4},
+    detail::Migration{5, "keys of any length (hashed), dead letters deduplicated", kV5},
 };
 
 }  // namespace

@@ -203,6 +203,28 @@ void PgConnection::rollback() noexcept {
   PgResult r(PQexec(conn_, "ROLLBACK"));
 }
 
+boost::system::error_code error_code_of_sqlstate(std::string_view sqlstate) noexcept {
+  const std::string_view cls = sqlstate.substr(0, 2);
+  // The server or the connection is gone: connection exceptions, shutdown, too many clients.
+  if (cls == "08" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
+      sqlstate == "53300") {
+    return make_error_code(errc::unavailable);
+  }
+  // Statement/lock timeout, deadlock victim, serialization failure: another attempt may pass.
+  if (sqlstate == "57014" || sqlstate == "55P03" || sqlstate == "40P01" || sqlstate == "40001") {
+    return make_error_code(errc::timeout);
+  }
+  // The data itself: a value the type cannot hold (22), a constraint (23), a limit such as
+  // 54000 "index row size exceeds btree maximum" (54), and the few syntax-class errors that only
+  // a value can cause (42804 datatype_mismatch, 42846 cannot_coerce). The same rows fail again.
+  if (cls == "22" || cls == "23" || cls == "54" || sqlstate == "42804" || sqlstate == "42846") {
+    return make_error_code(errc::rejected);
+  }
+  // Everything else (53 disk full / out of memory, other 42 such as a missing table or
+  // privilege, internal errors, a trigger's RAISE) is the database's state, not the data's.
+  return make_error_code(errc::query_failed);
+}
+
 boost::system::error_code PgConnection::fail(const PGresult* result, std::string_view what,
                                              std::string_view expected) {
   const bool broken = conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK;
@@ -219,14 +241,8 @@ boost::system::error_code PgConnection::fail(const PGresult* result, std::string
     rate_limited_.warn(log(), "PostgreSQL: {}{}{} (statement: {:.100})", message,
                        sqlstate.empty() ? "" : " SQLSTATE ", sqlstate, what);
   }
-  if (broken || sqlstate.substr(0, 2) == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||
-      sqlstate == "57P03") {
-    return make_error_code(errc::unavailable);
-  }
-  if (sqlstate == "57014" || sqlstate == "55P03" || sqlstate == "40P01") {
-    return make_error_code(errc::timeout);  // statement/lock timeout, deadlock victim
-  }
-  return make_error_code(errc::query_failed);
+  if (broken) return make_error_code(errc::unavailable);
+  return error_code_of_sqlstate(sqlstate);
 }
 
 }  // namespace ts::storage::postgres

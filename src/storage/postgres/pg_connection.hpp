@@ -79,6 +79,13 @@ class Row {
 /// Appends a double as PostgreSQL reads it back exactly (shortest round-trip; Infinity, NaN).
 void append_double(std::string& out, double v);
 
+/// The errc of a failed statement by its SQLSTATE (a live connection): `rejected` for what the
+/// data causes (classes 22, 23, 54; 42804, 42846), `unavailable` for a lost or shutting-down
+/// server (08, 57P01-57P03, 53300), `timeout` for statement/lock timeouts, deadlocks and
+/// serialization failures (57014, 55P03, 40P01, 40001), `query_failed` for the rest (disk
+/// full, a missing table, a trigger's RAISE, ...). docs/storage.md has the table.
+boost::system::error_code error_code_of_sqlstate(std::string_view sqlstate) noexcept;
+
 class PgConnection {
  public:
   /// `keywords`: libpq connection keywords in order (later ones override earlier ones; the URL

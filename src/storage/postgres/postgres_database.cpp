@@ -29,10 +29,14 @@ constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
 /// Advisory lock keys (any constants unique to us): schema migrations, partition DDL.
 constexpr std::int64_t kMigrationLock = 0x7473737430303031LL;
 constexpr std::int64_t kPartitionLock = 0x7473737430303032LL;
-/// Days get their own partition from 2000-01-01 up to this many days ahead of today; rows outside
-/// (a vehicle clock far off) go to the default partition.
-constexpr std::int64_t kFirstPartitionDay = 10'957;  // 2000-01-01
+/// Days get their own partition from today - retention (without retention: today -
+/// kPartitionDaysBack) up to kPartitionDaysAhead days ahead; rows outside (a vehicle clock far
+/// off, late data older than retention) go to the default partition, so a vehicle's clock never
+/// decides how many partitions exist.
+constexpr std::int64_t kPartitionDaysBack = 30;
 constexpr std::int64_t kPartitionDaysAhead = 7;
+/// Rows per dead-letter retention transaction.
+constexpr std::int64_t kDeadLetterChunk = 5'000;
 /// Retention's DELETE of the boundary day may be long; it runs on a reader connection, not the
 /// writer, with this statement timeout.
 constexpr std::string_view kRetentionStatementTimeout = "15min";
@@ -242,6 +246,8 @@ class PostgresDatabase final : public Database {
   Result<BatchResult> write(const BatchView& batch) override;
   Result<RetentionResult> delete_signals_before(Timestamp cutoff) override;
   Result<std::uint64_t> delete_events_before(Timestamp cutoff) override;
+  Result<std::uint64_t> delete_dead_letters(Timestamp received_before,
+                                            std::uint64_t keep_max_rows) override;
   Result<Vehicle> upsert_vehicle(const Vehicle& vehicle) override;
   Result<bool> delete_vehicle(std::string_view vin) override;
   Result<std::size_t> upsert_fleet_errors(std::span<const FleetError> errors) override;
@@ -252,7 +258,9 @@ class PostgresDatabase final : public Database {
   Result<bool> delete_token(std::int64_t id) override;
   Result<void> set_setting(std::string_view key, std::string_view value) override;
   Result<SignalPage> query_signals(const SignalQuery& query) override;
-  Result<std::vector<Signal>> latest_signals(std::optional<std::string_view> vin) override;
+  Result<std::vector<Signal>> latest_signals(
+      std::optional<std::string_view> vin,
+      std::optional<std::chrono::microseconds> max_future_skew) override;
   Result<std::vector<DeadLetter>> list_dead_letters(std::size_t offset, std::size_t limit,
                                                     std::optional<std::string_view> vin) override;
   Result<std::uint64_t> count_dead_letters(std::optional<std::string_view> vin) override;
@@ -518,7 +526,12 @@ Result<void> PostgresDatabase::create_partition(PgConnection& c, std::int64_t da
 
 Result<void> PostgresDatabase::ensure_partitions(PgConnection& c, std::span<const Signal> rows) {
   if (rows.empty()) return {};
-  const std::int64_t last = detail::day_of(signal::now()) + kPartitionDaysAhead;
+  const Timestamp now = signal::now();
+  const std::int64_t last = detail::day_of(now) + kPartitionDaysAhead;
+  const std::int64_t retention_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.retention).count();
+  const std::int64_t first = retention_us > 0 ? detail::day_of(now - std::min(retention_us, now))
+                                              : detail::day_of(now) - kPartitionDaysBack;
   std::set<std::int64_t> missing;
   {
     std::lock_guard lock(partitions_mutex_);
@@ -527,7 +540,7 @@ Result<void> PostgresDatabase::ensure_partitions(PgConnection& c, std::span<cons
       const std::int64_t day = detail::day_of(s.ts);
       if (day == previous) continue;
       previous = day;
-      if (day < kFirstPartitionDay || day > last) continue;  // the default partition takes it
+      if (day < first || day > last) continue;  // the default partition takes it
       if (!partitions_.contains(day)) missing.insert(day);
     }
   }
@@ -567,12 +580,13 @@ Result<std::vector<std::int64_t>> PostgresDatabase::resolve_series(
   // every id; the ordinality maps each back to `keys` even if repair_text changed the text.
   auto inserted = c.exec(
       "INSERT INTO signal_series (vin, name) SELECT * FROM unnest($1::text[], $2::text[]) "
-      "ON CONFLICT DO NOTHING",
+      "ON CONFLICT (vin, ts_text_key(name)) DO NOTHING",
       Params().text(vins).text(names));
   if (!inserted) return inserted.error();
   auto r = c.exec(
       "SELECT m.i, s.id FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS m(vin, name, i) "
-      "JOIN signal_series s ON s.vin = m.vin AND s.name = m.name",
+      "JOIN signal_series s ON s.vin = m.vin AND ts_text_key(s.name) = ts_text_key(m.name) "
+      "AND s.name = m.name",
       Params().text(vins).text(names));
   if (!r) return r.error();
   std::vector<std::int64_t> found(keys.size(), 0);
@@ -683,8 +697,9 @@ Result<std::size_t> PostgresDatabase::insert_alerts(PgConnection& c, std::span<c
   auto r = c.exec(
       "INSERT INTO alerts (vin, name, started_at, ended_at, audiences, received_at) "
       "SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], "
-      "$6::int8[]) ON CONFLICT (vin, name, started_at) DO UPDATE SET ended_at = excluded.ended_at "
-      "WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT NULL",
+      "$6::int8[]) ON CONFLICT (vin, ts_text_key(name), started_at) DO UPDATE SET "
+      "ended_at = excluded.ended_at WHERE alerts.ended_at IS NULL AND excluded.ended_at IS NOT "
+      "NULL",
       Params()
           .text(vin.done())
           .text(name.done())
@@ -711,7 +726,8 @@ Result<std::size_t> PostgresDatabase::insert_connectivity(PgConnection& c,
   auto r = c.exec(
       "INSERT INTO connectivity_events (vin, connection_id, status, network_interface, ts, "
       "received_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-      "$5::int8[], $6::int8[]) ON CONFLICT DO NOTHING",
+      "$5::int8[], $6::int8[]) "
+      "ON CONFLICT (vin, ts_text_key(connection_id), ts_text_key(status), ts) DO NOTHING",
       Params()
           .text(vin.done())
           .text(id.done())
@@ -739,7 +755,8 @@ Result<std::size_t> PostgresDatabase::insert_vehicle_errors(PgConnection& c,
   auto r = c.exec(
       "INSERT INTO vehicle_errors (vin, name, body, tags, created_at, received_at, fingerprint) "
       "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], "
-      "$6::int8[], $7::int8[]) ON CONFLICT DO NOTHING",
+      "$6::int8[], $7::int8[]) "
+      "ON CONFLICT (vin, ts_text_key(name), created_at, fingerprint) DO NOTHING",
       Params()
           .text(vin.done())
           .text(name.done())
@@ -755,26 +772,73 @@ Result<std::size_t> PostgresDatabase::insert_vehicle_errors(PgConnection& c,
 Result<std::size_t> PostgresDatabase::insert_dead_letters(PgConnection& c,
                                                           std::span<const DeadLetter> rows) {
   if (rows.empty()) return std::size_t{0};
-  ArrayText received, topic, vin, reason, payload;
+  // One entry per key (ON CONFLICT DO UPDATE may touch a row once per statement), in batch
+  // order, with how often it occurs and its latest receipt. The key is taken over the text as
+  // stored (repaired), as migration 5 computed it for older rows.
+  struct Letter {
+    const DeadLetter* d;
+    std::string topic, reason, key;
+    std::uint64_t size;
+    std::int64_t count;
+    Timestamp last;
+  };
+  std::vector<Letter> letters;
+  std::unordered_map<std::string, std::size_t> by_key;
   for (const DeadLetter& d : rows) {
-    received.i64(d.received_at);
-    topic.text(d.topic);
-    vin.text(d.vin);
-    reason.text(d.reason);
-    payload.bytes_hex(d.payload);
+    auto stored = [](const std::string& text) {
+      if (detail::is_clean_text(text)) return text;
+      ++t_repaired_texts;
+      return detail::repair_text(text);
+    };
+    std::string topic = stored(d.topic);
+    std::string reason = stored(d.reason);
+    const std::uint64_t size = std::max<std::uint64_t>(d.payload_size, d.payload.size());
+    std::string key = detail::dead_letter_key(topic, reason, size, d.payload);
+    auto [it, fresh] = by_key.try_emplace(key, letters.size());
+    if (!fresh) {
+      Letter& l = letters[it->second];
+      ++l.count;
+      l.last = std::max(l.last, d.received_at);
+      continue;
+    }
+    letters.push_back({&d, std::move(topic), std::move(reason), std::move(key), size, 1,
+                       d.received_at});
   }
-  // unnest keeps the array order, so ids follow the batch order.
+  ArrayText received, topic, vin, reason, payload, size, count, last, key;
+  for (const Letter& l : letters) {
+    received.i64(l.d->received_at);
+    topic.text(l.topic);
+    vin.text(l.d->vin);
+    reason.text(l.reason);
+    payload.bytes_hex(std::string_view(l.d->payload).substr(0, kMaxDeadLetterPayload));
+    size.i64(static_cast<std::int64_t>(l.size));
+    count.i64(l.count);
+    last.i64(l.last);
+    key.bytes_hex(l.key);
+  }
+  // unnest keeps the array order, so ids follow the batch order. xmax = 0: the row is new.
   auto r = c.exec(
-      "INSERT INTO dead_letters (received_at, topic, vin, reason, payload) "
-      "SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+      "WITH w AS (INSERT INTO dead_letters (received_at, topic, vin, reason, payload, "
+      "payload_size, occurrences, last_received_at, key_hash) "
+      "SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::bytea[], "
+      "$6::int8[], $7::int8[], $8::int8[], $9::bytea[]) "
+      "ON CONFLICT (key_hash) DO UPDATE SET "
+      "occurrences = dead_letters.occurrences + excluded.occurrences, "
+      "last_received_at = GREATEST(dead_letters.last_received_at, excluded.last_received_at) "
+      "RETURNING xmax = 0 AS inserted) "
+      "SELECT COUNT(*) FILTER (WHERE inserted) FROM w",
       Params()
           .text(received.done())
           .text(topic.done())
           .text(vin.done())
           .text(reason.done())
-          .text(payload.done()));
+          .text(payload.done())
+          .text(size.done())
+          .text(count.done())
+          .text(last.done())
+          .text(key.done()));
   if (!r) return detail::failed(r.error());
-  return affected(*r);
+  return static_cast<std::size_t>(Row(r->get(), 0).i64(0));
 }
 
 Result<BatchResult> PostgresDatabase::write(const BatchView& batch) {
@@ -883,8 +947,7 @@ Result<std::uint64_t> PostgresDatabase::delete_events_before(Timestamp cutoff) {
   return on_reader(detail::kOpRetention, [&](PgConnection& c) -> Result<std::uint64_t> {
     return c.transaction([&]() -> Result<std::uint64_t> {
       std::uint64_t n = 0;
-      for (const char* sql : {"DELETE FROM dead_letters WHERE received_at < $1",
-                              "DELETE FROM connectivity_events WHERE received_at < $1",
+      for (const char* sql : {"DELETE FROM connectivity_events WHERE received_at < $1",
                               "DELETE FROM vehicle_errors WHERE received_at < $1",
                               "DELETE FROM alerts WHERE ended_at IS NOT NULL AND ended_at < $1"}) {
         auto r = c.exec(sql, Params().i64(cutoff));
@@ -894,6 +957,42 @@ Result<std::uint64_t> PostgresDatabase::delete_events_before(Timestamp cutoff) {
       metrics_.rows_deleted.inc(n);
       return n;
     });
+  });
+}
+
+Result<std::uint64_t> PostgresDatabase::delete_dead_letters(Timestamp received_before,
+                                                            std::uint64_t keep_max_rows) {
+  // On a reader connection, each chunk its own (autocommit) statement: the writer keeps
+  // ingesting, and no transaction holds more than kDeadLetterChunk row locks.
+  return on_reader(detail::kOpRetention, [&](PgConnection& c) -> Result<std::uint64_t> {
+    std::uint64_t total = 0;
+    auto chunk = [&](const std::string& where, const Params& p) -> Result<std::uint64_t> {
+      auto r = c.exec("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters" + where +
+                          " ORDER BY last_received_at, id LIMIT $1)",
+                      p);
+      if (!r) return detail::failed(r.error());
+      const auto n = static_cast<std::uint64_t>(affected(*r));
+      total += n;
+      metrics_.rows_deleted.inc(n);
+      return n;
+    };
+    while (true) {
+      auto n = chunk(" WHERE last_received_at < $2", Params().i64(kDeadLetterChunk).i64(received_before));
+      if (!n) return n.error();
+      if (*n < static_cast<std::uint64_t>(kDeadLetterChunk)) break;
+    }
+    auto count = c.exec("SELECT COUNT(*) FROM dead_letters");
+    if (!count) return detail::failed(count.error());
+    const auto rows = static_cast<std::uint64_t>(Row(count->get(), 0).i64(0));
+    std::uint64_t excess = rows > keep_max_rows ? rows - keep_max_rows : 0;
+    while (excess > 0) {
+      const auto step = std::min<std::uint64_t>(excess, kDeadLetterChunk);
+      auto n = chunk("", Params().i64(static_cast<std::int64_t>(step)));
+      if (!n) return n.error();
+      if (*n == 0) break;
+      excess -= std::min(excess, *n);
+    }
+    return total;
   });
 }
 
@@ -955,7 +1054,7 @@ Result<std::size_t> PostgresDatabase::upsert_fleet_errors(std::span<const FleetE
         "INSERT INTO fleet_telemetry_errors (vin, error_name, error, created_at, name, txid, "
         "raw_json, fetched_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::int8[], $5::text[], $6::text[], $7::text[], $8::int8[]) "
-        "ON CONFLICT (vin, error_name, created_at, md5(error)) DO UPDATE SET "
+        "ON CONFLICT (vin, ts_text_key(error_name), created_at, ts_text_key(error)) DO UPDATE SET "
         "name = excluded.name, txid = excluded.txid, raw_json = excluded.raw_json, "
         "fetched_at = excluded.fetched_at",
         Params()
@@ -1070,7 +1169,8 @@ Result<SignalPage> PostgresDatabase::query_signals(const SignalQuery& query) {
   sql += " ORDER BY ts LIMIT $4) l WHERE s.vin = $1";
   if (query.name) {
     p.text(*query.name);
-    sql += query.after ? " AND s.name = $7" : " AND s.name = $5";
+    sql += query.after ? " AND ts_text_key(s.name) = ts_text_key($7) AND s.name = $7"
+                       : " AND ts_text_key(s.name) = ts_text_key($5) AND s.name = $5";
   }
   sql += " ORDER BY l.ts, s.name LIMIT $4";
   return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<SignalPage> {
@@ -1086,16 +1186,30 @@ Result<SignalPage> PostgresDatabase::query_signals(const SignalQuery& query) {
   });
 }
 
-Result<std::vector<Signal>> PostgresDatabase::latest_signals(std::optional<std::string_view> vin) {
+Result<std::vector<Signal>> PostgresDatabase::latest_signals(
+    std::optional<std::string_view> vin, std::optional<std::chrono::microseconds> max_future_skew) {
   return on_reader(detail::kOpRead, [&](PgConnection& c) -> Result<std::vector<Signal>> {
-    // One probe per series: its newest row through the primary key. A series whose rows
-    // retention removed has no row and is left out.
+    // One probe per series: its newest row through the primary key, read backwards. With a
+    // skew, rows stamped beyond now + skew are skipped inside the index (ts <= bound: no row
+    // received so far can satisfy ts <= received_at + skew above it); the few between are
+    // filtered. A series whose rows retention removed (or that has only future rows) is left out.
+    Params p;
+    std::string filter;
+    if (max_future_skew) {
+      const std::int64_t skew = std::max<std::int64_t>(0, max_future_skew->count());
+      const Timestamp now = signal::now();
+      const Timestamp bound = skew > kMaxTs - now ? kMaxTs : now + skew;
+      p.i64(bound).i64(skew);
+      filter = " AND ts <= $1 AND ts <= received_at + $2";
+    }
+    if (vin) p.text(*vin);
     const std::string sql =
         "SELECT " + kSignalSelect +
-        " FROM signal_series s CROSS JOIN LATERAL (SELECT * FROM signal_log WHERE series_id = s.id "
-        "ORDER BY ts DESC LIMIT 1) l" +
-        (vin ? " WHERE s.vin = $1" : "") + " ORDER BY s.vin, s.name";
-    auto r = vin ? c.exec(sql, Params().text(*vin)) : c.exec(sql);
+        " FROM signal_series s CROSS JOIN LATERAL (SELECT * FROM signal_log WHERE series_id = s.id" +
+        filter + " ORDER BY ts DESC LIMIT 1) l" +
+        (vin ? (max_future_skew ? " WHERE s.vin = $3" : " WHERE s.vin = $1") : "") +
+        " ORDER BY s.vin, s.name";
+    auto r = p.size() > 0 ? c.exec(sql, p) : c.exec(sql);
     if (!r) return r.error();
     return collect<Signal>(*r, read_signal);
   });
@@ -1108,8 +1222,8 @@ Result<std::vector<DeadLetter>> PostgresDatabase::list_dead_letters(
     p.i64(static_cast<std::int64_t>(detail::clamp_limit(limit)))
         .i64(static_cast<std::int64_t>(offset));
     if (vin) p.text(*vin);
-    auto r = c.exec(std::string("SELECT id, received_at, topic, vin, reason, payload FROM "
-                                "dead_letters") +
+    auto r = c.exec(std::string("SELECT id, received_at, topic, vin, reason, payload, "
+                                "payload_size, occurrences, last_received_at FROM dead_letters") +
                         (vin ? " WHERE vin = $3" : "") + " ORDER BY id DESC LIMIT $1 OFFSET $2",
                     p);
     if (!r) return detail::failed(r.error());
@@ -1119,7 +1233,10 @@ Result<std::vector<DeadLetter>> PostgresDatabase::list_dead_letters(
                         .topic = row.text(2),
                         .vin = row.text(3),
                         .reason = row.text(4),
-                        .payload = row.bytea(5)};
+                        .payload = row.bytea(5),
+                        .payload_size = static_cast<std::uint64_t>(row.i64(6)),
+                        .occurrences = static_cast<std::uint64_t>(row.i64(7)),
+                        .last_received_at = row.i64(8)};
     });
   });
 }

@@ -32,6 +32,9 @@ struct PostgresOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds statement_timeout{30'000};
   int migrate_to_version = 0;  ///< 0: all migrations
+  /// signal_log retention (0 = forever): daily partitions are created only for days in
+  /// [now - retention (30 days without one), now + 7 days]; other rows use the default partition.
+  std::chrono::hours retention{0};
   core::MetricsRegistry* metrics = nullptr;
   SignalInsert signal_insert = SignalInsert::Copy;  ///< the benchmark measures both
 };

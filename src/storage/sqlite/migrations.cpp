@@ -132,11 +132,44 @@ CREATE TABLE settings (
 );
 )sql";
 
+// Dead letters deduplicated: key_hash is detail::dead_letter_key (SHA-256 of topic, reason,
+// payload size and payload; the writer connection provides it as the SQL function
+// ts_dead_letter_key), with a count of occurrences, the latest receipt and the payload's
+// original size. Letters stored before are merged (the first id stays) and cut to 64 KiB.
+// SQLite's unique keys on text need no hashing: an index entry of any length is stored (overflow
+// pages), so alerts, connectivity and vehicle errors keep their keys.
+constexpr std::string_view kV5 = R"sql(
+CREATE TABLE dead_letters_v5 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  received_at INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  vin TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  payload_size INTEGER NOT NULL,
+  occurrences INTEGER NOT NULL,
+  last_received_at INTEGER NOT NULL,
+  key_hash BLOB NOT NULL UNIQUE
+);
+INSERT INTO dead_letters_v5 (id, received_at, topic, vin, reason, payload, payload_size,
+                             occurrences, last_received_at, key_hash)
+  SELECT min(id), min(received_at), topic, min(vin), reason, substr(payload, 1, 65536),
+         length(CAST(payload AS BLOB)), count(*), max(received_at), k
+  FROM (SELECT *, ts_dead_letter_key(topic, reason, length(CAST(payload AS BLOB)), payload) AS k
+        FROM dead_letters)
+  GROUP BY k;
+DROP TABLE dead_letters;
+ALTER TABLE dead_letters_v5 RENAME TO dead_letters;
+CREATE INDEX dead_letters_vin ON dead_letters (vin, id);
+CREATE INDEX dead_letters_last_received_at ON dead_letters (last_received_at);
+)sql";
+
 constexpr std::array kMigrations = {
     detail::Migration{1, "signal_log, dead_letters, vehicles", kV1},
     detail::Migration{2, "alerts, connectivity_events, vehicle_errors", kV2},
     detail::Migration{3, "fleet_telemetry_errors, fleet_telemetry_error_vins", kV3},
     detail::Migration{4, "api_tokens, settings", kV4},
+    detail::Migration{5, "dead letters deduplicated", kV5},
 };
 
 }  // namespace

@@ -1,6 +1,12 @@
 #include "storage/sqlite/sqlite_database.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cctype>
@@ -13,18 +19,8 @@
 #include "storage/detail.hpp"
 
 namespace ts::storage::sqlite {
-namespace {
 
-using detail::log;
-using signal::Signal;
-
-constexpr std::int64_t kMinTs = std::numeric_limits<std::int64_t>::min();
-constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
-/// Rows deleted, and series visited, per retention transaction: the writer is never held long.
-constexpr std::int64_t kRetentionChunk = 20'000;
-constexpr int kRetentionSeries = 2'000;
-
-boost::system::error_code code_of(int rc) {
+boost::system::error_code error_code_of_sqlite(int rc) noexcept {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -36,10 +32,61 @@ boost::system::error_code code_of(int rc) {
     case SQLITE_PERM:
     case SQLITE_READONLY:
       return make_error_code(errc::unavailable);
-    default:
+    // The data itself: too big for a row, a constraint (also a trigger's RAISE(ABORT)), a
+    // datatype mismatch, a parameter out of range. The same rows fail again.
+    case SQLITE_TOOBIG:
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+      return make_error_code(errc::rejected);
+    default:  // SQLITE_FULL (disk full), SQLITE_NOMEM, SQLITE_ERROR, ...: may pass later
       return make_error_code(errc::query_failed);
   }
 }
+
+namespace {
+
+using detail::log;
+using signal::Signal;
+
+constexpr std::int64_t kMinTs = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kMaxTs = std::numeric_limits<std::int64_t>::max();
+/// Rows deleted, and series visited, per retention transaction: the writer is never held long.
+constexpr std::int64_t kRetentionChunk = 20'000;
+constexpr int kRetentionSeries = 2'000;
+/// Rows per dead-letter retention transaction.
+constexpr std::int64_t kDeadLetterChunk = 5'000;
+
+/// SQL function ts_dead_letter_key(topic, reason, payload_size, payload): detail::dead_letter_key
+/// (migration 5 fills key_hash of older rows with it).
+void dead_letter_key_function(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (argc != 4) {
+    sqlite3_result_error(ctx, "ts_dead_letter_key takes 4 arguments", -1);
+    return;
+  }
+  auto bytes = [&](int i) {
+    const void* p = sqlite3_value_blob(argv[i]);
+    const int n = sqlite3_value_bytes(argv[i]);
+    return p != nullptr ? std::string_view(static_cast<const char*>(p), static_cast<std::size_t>(n))
+                        : std::string_view();
+  };
+  const std::string key =
+      detail::dead_letter_key(bytes(0), bytes(1),
+                              static_cast<std::uint64_t>(sqlite3_value_int64(argv[2])), bytes(3));
+  sqlite3_result_blob(ctx, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+}
+
+/// Gives the database file and its -wal, -shm and -journal mode 0600 (those that exist).
+void restrict_file_modes(const std::filesystem::path& db) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    const std::string file = db.string() + suffix;
+    if (::chmod(file.c_str(), 0600) != 0 && errno != ENOENT) {
+      log().warn("cannot set mode 0600 on {}: {}", file, std::strerror(errno));
+    }
+  }
+}
+
+boost::system::error_code code_of(int rc) { return error_code_of_sqlite(rc); }
 
 /// One sqlite3 connection with its prepared statements. Used by one thread at a time (the
 /// owner's mutex or the reader pool guarantees it).
@@ -244,6 +291,8 @@ class SqliteDatabase final : public Database {
   Result<BatchResult> write(const BatchView& batch) override;
   Result<RetentionResult> delete_signals_before(Timestamp cutoff) override;
   Result<std::uint64_t> delete_events_before(Timestamp cutoff) override;
+  Result<std::uint64_t> delete_dead_letters(Timestamp received_before,
+                                            std::uint64_t keep_max_rows) override;
   Result<Vehicle> upsert_vehicle(const Vehicle& vehicle) override;
   Result<bool> delete_vehicle(std::string_view vin) override;
   Result<std::size_t> upsert_fleet_errors(std::span<const FleetError> errors) override;
@@ -254,7 +303,9 @@ class SqliteDatabase final : public Database {
   Result<bool> delete_token(std::int64_t id) override;
   Result<void> set_setting(std::string_view key, std::string_view value) override;
   Result<SignalPage> query_signals(const SignalQuery& query) override;
-  Result<std::vector<Signal>> latest_signals(std::optional<std::string_view> vin) override;
+  Result<std::vector<Signal>> latest_signals(
+      std::optional<std::string_view> vin,
+      std::optional<std::chrono::microseconds> max_future_skew) override;
   Result<std::vector<DeadLetter>> list_dead_letters(std::size_t offset, std::size_t limit,
                                                     std::optional<std::string_view> vin) override;
   Result<std::uint64_t> count_dead_letters(std::optional<std::string_view> vin) override;
@@ -312,6 +363,14 @@ Result<std::unique_ptr<Connection>> SqliteDatabase::connect(bool reader) {
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   const std::string path = options_.in_memory ? ":memory:" : options_.path.string();
+  if (!reader && !options_.in_memory) {
+    // Create the file 0600 before SQLite does (it would use 0644 & ~umask), and restrict an
+    // existing one: it holds the Tesla refresh token. SQLite gives -wal and -shm the database
+    // file's mode. If this open fails, sqlite3_open_v2 below reports why.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    restrict_file_modes(options_.path);
+  }
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     log().error("cannot open SQLite database {}: {}", path,
@@ -321,6 +380,11 @@ Result<std::unique_ptr<Connection>> SqliteDatabase::connect(bool reader) {
   }
   auto c = std::make_unique<Connection>(db, rate_limited_);
   sqlite3_extended_result_codes(db, 1);
+  if (!reader) {
+    sqlite3_create_function_v2(db, "ts_dead_letter_key", 4,
+                               SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
+                               dead_letter_key_function, nullptr, nullptr, nullptr);
+  }
   sqlite3_busy_timeout(db, static_cast<int>(options_.busy_timeout.count()));
   std::string pragmas;
   if (!reader) {
@@ -348,6 +412,7 @@ Result<void> SqliteDatabase::init() {
   writer_ = std::move(*w);
   auto version = migrate();
   if (!version) return version.error();
+  if (!options_.in_memory) restrict_file_modes(options_.path);  // -wal and -shm now exist
   if (!options_.in_memory) {
     const std::size_t n = std::max<std::size_t>(1, options_.readers);
     for (std::size_t i = 0; i < n; ++i) {
@@ -615,19 +680,40 @@ Result<std::size_t> SqliteDatabase::insert_vehicle_errors(Connection& c,
 Result<std::size_t> SqliteDatabase::insert_dead_letters(Connection& c,
                                                         std::span<const DeadLetter> rows) {
   if (rows.empty()) return std::size_t{0};
-  auto st = c.prepare(
-      "INSERT INTO dead_letters (received_at, topic, vin, reason, payload) VALUES (?,?,?,?,?)");
-  if (!st) return detail::failed(st.error());
+  auto insert = c.prepare(
+      "INSERT INTO dead_letters (received_at, topic, vin, reason, payload, payload_size, "
+      "occurrences, last_received_at, key_hash) VALUES (?1,?2,?3,?4,?5,?6,1,?1,?7) "
+      "ON CONFLICT (key_hash) DO NOTHING");
+  if (!insert) return detail::failed(insert.error());
+  auto repeat = c.prepare(
+      "UPDATE dead_letters SET occurrences = occurrences + 1, "
+      "last_received_at = max(last_received_at, ?2) WHERE key_hash = ?1");
+  if (!repeat) return detail::failed(repeat.error());
+  std::size_t added = 0;
   for (const DeadLetter& d : rows) {
-    Stmt q(c, *st);
-    q.bind_int(1, d.received_at);
-    q.bind_text(2, d.topic);
-    q.bind_text(3, d.vin);
-    q.bind_text(4, d.reason);
-    q.bind_blob(5, d.payload);
+    const std::uint64_t size = std::max<std::uint64_t>(d.payload_size, d.payload.size());
+    const std::string key = detail::dead_letter_key(d.topic, d.reason, size, d.payload);
+    {
+      Stmt q(c, *insert);
+      q.bind_int(1, d.received_at);
+      q.bind_text(2, d.topic);
+      q.bind_text(3, d.vin);
+      q.bind_text(4, d.reason);
+      q.bind_blob(5, std::string_view(d.payload).substr(0, kMaxDeadLetterPayload));
+      q.bind_int(6, static_cast<std::int64_t>(size));
+      q.bind_blob(7, key);
+      if (auto r = q.run(); !r) return detail::failed(r.error());
+    }
+    if (sqlite3_changes(c.db()) > 0) {
+      ++added;
+      continue;
+    }
+    Stmt q(c, *repeat);  // stored before: one more occurrence
+    q.bind_blob(1, key);
+    q.bind_int(2, d.received_at);
     if (auto r = q.run(); !r) return detail::failed(r.error());
   }
-  return rows.size();
+  return added;
 }
 
 Result<BatchResult> SqliteDatabase::write(const BatchView& batch) {
@@ -727,8 +813,7 @@ Result<RetentionResult> SqliteDatabase::delete_signals_before(Timestamp cutoff) 
 Result<std::uint64_t> SqliteDatabase::delete_events_before(Timestamp cutoff) {
   return in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::uint64_t> {
     std::uint64_t n = 0;
-    for (const char* sql : {"DELETE FROM dead_letters WHERE received_at < ?1",
-                            "DELETE FROM connectivity_events WHERE received_at < ?1",
+    for (const char* sql : {"DELETE FROM connectivity_events WHERE received_at < ?1",
                             "DELETE FROM vehicle_errors WHERE received_at < ?1",
                             "DELETE FROM alerts WHERE ended_at IS NOT NULL AND ended_at < ?1"}) {
       TS_SQLITE_STMT(q, c, sql);
@@ -739,6 +824,47 @@ Result<std::uint64_t> SqliteDatabase::delete_events_before(Timestamp cutoff) {
     metrics_.rows_deleted.inc(n);
     return n;
   });
+}
+
+Result<std::uint64_t> SqliteDatabase::delete_dead_letters(Timestamp received_before,
+                                                          std::uint64_t keep_max_rows) {
+  // Chunks of kDeadLetterChunk rows, each its own transaction: the writer is released between
+  // them, so ingest waits for one chunk at most.
+  std::uint64_t total = 0;
+  auto chunk = [&](bool by_age, std::int64_t limit) -> Result<std::uint64_t> {
+    auto n = in_write_tx(detail::kOpRetention, [&](Connection& c) -> Result<std::uint64_t> {
+      TS_SQLITE_STMT(q, c,
+                     by_age ? "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters "
+                              "WHERE last_received_at < ?2 ORDER BY last_received_at, id LIMIT ?1)"
+                            : "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters "
+                              "ORDER BY last_received_at, id LIMIT ?1)");
+      q.bind_int(1, limit);
+      if (by_age) q.bind_int(2, received_before);
+      if (auto r = q.run(); !r) return detail::failed(r.error());
+      return static_cast<std::uint64_t>(sqlite3_changes(c.db()));
+    });
+    if (n) {
+      total += *n;
+      metrics_.rows_deleted.inc(*n);
+    }
+    return n;
+  };
+  while (true) {
+    auto n = chunk(true, kDeadLetterChunk);
+    if (!n) return n.error();
+    if (*n < static_cast<std::uint64_t>(kDeadLetterChunk)) break;
+  }
+  auto rows = count_dead_letters(std::nullopt);
+  if (!rows) return rows.error();
+  std::uint64_t excess = *rows > keep_max_rows ? *rows - keep_max_rows : 0;
+  while (excess > 0) {
+    auto n = chunk(false, static_cast<std::int64_t>(
+                              std::min<std::uint64_t>(excess, kDeadLetterChunk)));
+    if (!n) return n.error();
+    if (*n == 0) break;
+    excess -= std::min(excess, *n);
+  }
+  return total;
 }
 
 Vehicle read_vehicle(const Stmt& q) {
@@ -985,16 +1111,28 @@ Result<SignalPage> SqliteDatabase::query_signals(const SignalQuery& query) {
   });
 }
 
-Result<std::vector<Signal>> SqliteDatabase::latest_signals(std::optional<std::string_view> vin) {
+Result<std::vector<Signal>> SqliteDatabase::latest_signals(
+    std::optional<std::string_view> vin, std::optional<std::chrono::microseconds> max_future_skew) {
   return on_reader([&](Connection& c) -> Result<std::vector<Signal>> {
-    // Per series one probe for its newest ts (the max() optimization on the primary key) and one
-    // to read that row. A series whose rows retention removed has no row and is left out.
+    // Per series one probe for its newest ts (the max() optimization on the primary key; with a
+    // skew, a backwards scan of the key from now + skew, skipping rows stamped too far ahead of
+    // their receipt) and one to read that row. A series without such a row is left out.
+    const std::string newest =
+        max_future_skew ? "SELECT ts FROM signal_log WHERE series_id = s.id AND ts <= ?2 AND "
+                          "ts <= received_at + ?3 ORDER BY ts DESC LIMIT 1"
+                        : "SELECT max(ts) FROM signal_log WHERE series_id = s.id";
     TS_SQLITE_STMT(q, c,
                    "SELECT " + kSignalSelect +
-                       " FROM signal_series s JOIN signal_log l ON l.series_id = s.id AND l.ts = "
-                       "(SELECT max(ts) FROM signal_log WHERE series_id = s.id)" +
-                       (vin ? " WHERE s.vin = ?1" : "") + " ORDER BY s.vin, s.name");
+                       " FROM signal_series s JOIN signal_log l ON l.series_id = s.id AND l.ts = (" +
+                       newest + ")" + (vin ? " WHERE s.vin = ?1" : "") +
+                       " ORDER BY s.vin, s.name");
     if (vin) q.bind_text(1, *vin);
+    if (max_future_skew) {
+      const std::int64_t skew = std::max<std::int64_t>(0, max_future_skew->count());
+      const Timestamp now = signal::now();
+      q.bind_int(2, skew > kMaxTs - now ? kMaxTs : now + skew);
+      q.bind_int(3, skew);
+    }
     std::vector<Signal> out;
     while (true) {
       auto row = q.step();
@@ -1013,6 +1151,9 @@ DeadLetter read_dead_letter(const Stmt& q) {
   d.vin = q.text(3);
   d.reason = q.text(4);
   d.payload = q.blob(5);
+  d.payload_size = static_cast<std::uint64_t>(q.i64(6));
+  d.occurrences = static_cast<std::uint64_t>(q.i64(7));
+  d.last_received_at = q.i64(8);
   return d;
 }
 
@@ -1032,8 +1173,8 @@ Result<std::vector<DeadLetter>> SqliteDatabase::list_dead_letters(
     std::size_t offset, std::size_t limit, std::optional<std::string_view> vin) {
   return on_reader([&](Connection& c) -> Result<std::vector<DeadLetter>> {
     TS_SQLITE_STMT(q, c,
-                   std::string("SELECT id, received_at, topic, vin, reason, payload FROM "
-                               "dead_letters") +
+                   std::string("SELECT id, received_at, topic, vin, reason, payload, "
+                               "payload_size, occurrences, last_received_at FROM dead_letters") +
                        (vin ? " WHERE vin = ?3" : "") + " ORDER BY id DESC LIMIT ?1 OFFSET ?2");
     q.bind_int(1, static_cast<std::int64_t>(detail::clamp_limit(limit)));
     q.bind_int(2, static_cast<std::int64_t>(offset));

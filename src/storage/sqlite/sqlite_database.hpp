@@ -27,6 +27,12 @@ struct SqliteOptions {
   core::MetricsRegistry* metrics = nullptr;
 };
 
+/// The errc of a failed SQLite call by its (extended) result code: `rejected` for what the data
+/// causes (SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE), `timeout` for
+/// SQLITE_BUSY/LOCKED, `unavailable` for a file that cannot be opened or read (CANTOPEN, IOERR,
+/// NOTADB, CORRUPT, PERM, READONLY), `query_failed` for the rest (FULL, NOMEM, ERROR, ...).
+boost::system::error_code error_code_of_sqlite(int rc) noexcept;
+
 Result<std::unique_ptr<Database>> open_sqlite(const SqliteOptions& options);
 
 /// The schema, in order (migrations.cpp).

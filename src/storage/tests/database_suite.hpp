@@ -6,12 +6,18 @@
 //   std::filesystem::path data_dir() const
 //   void execute(const std::string& sql)   SQL straight to that database (schema tests)
 //   static std::string fail_inserts_sql(table), allow_inserts_sql(table)
-//                                  SQL that makes every INSERT into `table` fail, and undoes it
+//                                  SQL that makes every INSERT into `table` fail for a reason of
+//                                  the database (retryable), and undoes it
+//   static std::string bytes_sql(hex)  a literal of those bytes (PostgreSQL bytea, SQLite BLOB)
+//   static std::string reject_inserts_sql(table)
+//                                  SQL that makes every INSERT into `table` fail as a data
+//                                  error (a constraint); undone by allow_inserts_sql
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -38,6 +44,21 @@ inline Signal make_signal(std::string vin, std::string name, Timestamp ts, Value
                 .received_at = ts + 250'000,
                 .source = source,
                 .value = std::move(value)};
+}
+
+/// `bytes` bytes of random, incompressible UTF-8 (two-byte characters U+0100..U+07FF): a key
+/// no compression brings under an index's row limit.
+inline std::string random_text(std::size_t bytes, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::uint32_t> cp(0x100, 0x7FF);
+  std::string out;
+  out.reserve(bytes);
+  while (out.size() + 2 <= bytes) {
+    const std::uint32_t c = cp(rng);
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+  return out;
 }
 
 template <class Backend>
@@ -79,7 +100,7 @@ TYPED_TEST_P(DatabaseSuite, OpensAtTheLatestSchemaAndReopeningChangesNothing) {
   ASSERT_TRUE(this->db_);
   auto v = this->db_->schema_version();
   ASSERT_TRUE(v) << v.error().message();
-  EXPECT_EQ(*v, 4);
+  EXPECT_EQ(*v, 5);
   const Timestamp t = base_time();
   ASSERT_TRUE(
       this->db_->append_signals(std::vector{make_signal("VIN1", "Soc", t, Value::float64(80))}));
@@ -87,7 +108,7 @@ TYPED_TEST_P(DatabaseSuite, OpensAtTheLatestSchemaAndReopeningChangesNothing) {
 
   auto again = this->open();
   ASSERT_TRUE(again);
-  EXPECT_EQ(*again->schema_version(), 4);
+  EXPECT_EQ(*again->schema_version(), 5);
   EXPECT_EQ(this->all_rows(*again, "VIN1").size(), 1u);
 }
 
@@ -98,9 +119,13 @@ TYPED_TEST_P(DatabaseSuite, MigratesAnOlderSchemaForwardKeepingItsRows) {
   ASSERT_TRUE(old);
   EXPECT_EQ(*old->schema_version(), 1);
   const Timestamp t = base_time();
-  ASSERT_TRUE(old->append_signals(std::vector{make_signal("VIN1", "Soc", t, Value::int64(7))}));
   EXPECT_FALSE(old->set_setting("k", "v")) << "version 1 has no settings table yet";
   old.reset();
+  // A row as version 1 stored it (this release's writer speaks the newest schema only).
+  this->backend_.execute("INSERT INTO signal_series (vin, name) VALUES ('VIN1', 'Soc')");
+  this->backend_.execute(
+      "INSERT INTO signal_log (series_id, ts, kind, value_int, source, received_at) SELECT id, " +
+      std::to_string(t) + ", 2, 7, 'stream', " + std::to_string(t) + " FROM signal_series");
 
   auto now = this->open(OpenOptions{.migrate_to_version_for_test = 2});
   ASSERT_TRUE(now);
@@ -108,7 +133,7 @@ TYPED_TEST_P(DatabaseSuite, MigratesAnOlderSchemaForwardKeepingItsRows) {
   now.reset();
   now = this->open();
   ASSERT_TRUE(now);
-  EXPECT_EQ(*now->schema_version(), 4);
+  EXPECT_EQ(*now->schema_version(), 5);
   const auto rows = this->all_rows(*now, "VIN1");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].value, Value::int64(7));
@@ -354,18 +379,22 @@ TYPED_TEST_P(DatabaseSuite, DeadLettersKeepTheirBytesAndListNewestFirst) {
   auto n = this->db_->append_dead_letters(letters);
   ASSERT_TRUE(n) << n.error().message();
   EXPECT_EQ(*n, 3u);
-  ASSERT_TRUE(this->db_->append_dead_letter(letters[0]));  // always appended
+  DeadLetter other_payload = letters[0];  // same topic and reason, another payload: a new row
+  other_payload.payload = "x";
+  ASSERT_TRUE(this->db_->append_dead_letter(other_payload));
 
   auto list = this->db_->list_dead_letters(0, 10);
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 4u);
   EXPECT_GT((*list)[0].id, (*list)[1].id);
-  EXPECT_EQ((*list)[0].payload, binary);
   EXPECT_EQ((*list)[1].reason, "unregistered_vin");
   EXPECT_EQ((*list)[2].payload, "");
   EXPECT_EQ((*list)[2].vin, "");
+  EXPECT_EQ((*list)[0].payload, "x");
   DeadLetter expected = letters[0];
   expected.id = (*list)[3].id;
+  expected.payload_size = binary.size();
+  expected.last_received_at = t;
   EXPECT_EQ((*list)[3], expected);
 
   auto page = this->db_->list_dead_letters(1, 2);
@@ -500,7 +529,7 @@ TYPED_TEST_P(DatabaseSuite, WriteBatchStoresEveryKindAndCountsWhatIsNew) {
   auto again = this->db_->write_batch(batch);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->signals + again->alerts + again->connectivity + again->vehicle_errors, 0u);
-  EXPECT_EQ(again->dead_letters, 1u);
+  EXPECT_EQ(again->dead_letters, 0u) << "a redelivered dead letter is counted, not added";
   auto none = this->db_->write_batch(Batch{});
   ASSERT_TRUE(none);
   EXPECT_EQ(none->signals, 0u);
@@ -516,6 +545,7 @@ TYPED_TEST_P(DatabaseSuite, AFailedBatchStoresNothingAndTheNextOneWorks) {
   auto failed = this->db_->write_batch(batch);
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.error(), make_error_code(errc::query_failed));
+  EXPECT_TRUE(is_retryable(failed.error()));
   EXPECT_TRUE(this->db_->query_signals({.vin = "VIN1"})->rows.empty());
   EXPECT_EQ(*this->db_->count_dead_letters(), 0u);
 
@@ -524,6 +554,248 @@ TYPED_TEST_P(DatabaseSuite, AFailedBatchStoresNothingAndTheNextOneWorks) {
   ASSERT_TRUE(ok) << ok.error().message();
   EXPECT_EQ(ok->signals, 1u);
   EXPECT_EQ(ok->vehicle_errors, 1u);
+}
+
+TYPED_TEST_P(DatabaseSuite, DataTheDatabaseRefusesIsRejectedNotRetryable) {
+  const Timestamp t = base_time();
+  Batch batch;
+  batch.signals = {make_signal("VIN1", "Soc", t, Value::int64(1))};
+  batch.alerts = {{.vin = "VIN1", .name = "A", .started_at = t}};
+  this->backend_.execute(TypeParam::reject_inserts_sql("alerts"));
+  auto refused = this->db_->write_batch(batch);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), make_error_code(errc::rejected));
+  EXPECT_FALSE(is_retryable(refused.error()));
+  EXPECT_TRUE(this->db_->query_signals({.vin = "VIN1"})->rows.empty());
+  this->backend_.execute(TypeParam::allow_inserts_sql("alerts"));
+  ASSERT_TRUE(this->db_->write_batch(batch));
+}
+
+TYPED_TEST_P(DatabaseSuite, KeysOfAnyLengthAreStoredReadBackAndDeduplicated) {
+  // C1: names and ids the vehicle or the broker controls are part of unique keys. 7,000 random
+  // bytes are far over PostgreSQL's btree limit (~2,700) and do not compress under it.
+  const Timestamp t = base_time();
+  const std::string alert = random_text(7000, 1);
+  const std::string error = random_text(7000, 2);
+  const std::string name = random_text(7000, 3);
+  const std::string connection = random_text(7000, 4);
+  std::string name2 = name;  // differs from `name` only in its last character
+  name2.back() = static_cast<char>(name2.back() ^ 1);
+  Batch batch;
+  batch.signals = {make_signal("VIN1", name, t, Value::int64(1)),
+                   make_signal("VIN1", name2, t, Value::int64(2))};
+  batch.alerts = {{.vin = "VIN1", .name = alert, .started_at = t, .received_at = t}};
+  batch.connectivity = {{.vin = "VIN1",
+                         .connection_id = connection,
+                         .status = "CONNECTED",
+                         .ts = t,
+                         .received_at = t}};
+  batch.vehicle_errors = {{.vin = "VIN1", .name = error, .created_at = t, .received_at = t}};
+  auto first = this->db_->write_batch(batch);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->signals, 2u);
+  EXPECT_EQ(first->alerts, 1u);
+  EXPECT_EQ(first->connectivity, 1u);
+  EXPECT_EQ(first->vehicle_errors, 1u);
+
+  auto again = this->db_->write_batch(batch);  // a redelivery
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->signals + again->alerts + again->connectivity + again->vehicle_errors, 0u);
+  Alert ended = batch.alerts[0];  // the upsert still finds its row
+  ended.ended_at = t + 5;
+  EXPECT_EQ(*this->db_->append_alerts(std::vector{ended}), 1u);
+
+  auto alerts = this->db_->list_alerts("VIN1", 10, 0);
+  ASSERT_TRUE(alerts && alerts->size() == 1u);
+  EXPECT_EQ((*alerts)[0].name, alert);
+  EXPECT_EQ((*alerts)[0].ended_at, t + 5);
+  auto errors = this->db_->list_vehicle_errors("VIN1", 10, 0);
+  ASSERT_TRUE(errors && errors->size() == 1u);
+  EXPECT_EQ((*errors)[0].name, error);
+  auto links = this->db_->list_connectivity("VIN1", 10, 0);
+  ASSERT_TRUE(links && links->size() == 1u);
+  EXPECT_EQ((*links)[0].connection_id, connection);
+  auto one = this->db_->query_signals({.vin = "VIN1", .name = name});
+  ASSERT_TRUE(one) << one.error().message();
+  ASSERT_EQ(one->rows.size(), 1u);
+  EXPECT_EQ(one->rows[0].name, name);
+  EXPECT_EQ(one->rows[0].value, Value::int64(1));
+  auto latest = this->db_->latest_signals("VIN1");
+  ASSERT_TRUE(latest && latest->size() == 2u);
+  EXPECT_EQ(this->all_rows(*this->db_, "VIN1").size(), 2u);
+
+  // A fresh instance (no cached series ids) finds the stored series again.
+  this->db_.reset();
+  auto reopened = this->open();
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(*reopened->append_signals(batch.signals), 0u);
+  EXPECT_EQ(*reopened->append_signals(
+                std::vector{make_signal("VIN1", name, t + 1, Value::int64(3))}),
+            1u);
+  EXPECT_EQ(reopened->query_signals({.vin = "VIN1", .name = name})->rows.size(), 2u);
+}
+
+TYPED_TEST_P(DatabaseSuite, DeadLettersAreDeduplicatedCountedAndCut) {
+  const Timestamp t = base_time();
+  const DeadLetter letter{.received_at = t,
+                          .topic = "telemetry/VIN9/v/Soc",
+                          .vin = "VIN9",
+                          .reason = "unregistered_vin",
+                          .payload = "80"};
+  DeadLetter later = letter;
+  later.received_at = t + 10;
+  DeadLetter earlier = letter;
+  earlier.received_at = t + 5;
+  auto n = this->db_->append_dead_letters(std::vector{letter, later});  // twice in one batch
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(*n, 1u);
+  n = this->db_->append_dead_letters(std::vector{earlier});  // redelivered
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(*n, 0u);
+  EXPECT_EQ(*this->db_->count_dead_letters(), 1u);
+  auto list = this->db_->list_dead_letters(0, 10);
+  ASSERT_TRUE(list && list->size() == 1u);
+  EXPECT_EQ((*list)[0].occurrences, 3u);
+  EXPECT_EQ((*list)[0].received_at, t) << "the first receipt";
+  EXPECT_EQ((*list)[0].last_received_at, t + 10) << "the latest receipt";
+  EXPECT_EQ((*list)[0].payload, "80");
+  EXPECT_EQ((*list)[0].payload_size, 2u);
+
+  // Another reason or payload is another letter.
+  DeadLetter other = letter;
+  other.reason = "not_json";
+  EXPECT_EQ(*this->db_->append_dead_letter(other), 1u);
+
+  // A payload over the cap is stored cut, with its original size; a repeat is still one row.
+  std::string big = random_text(100'000, 7);
+  DeadLetter huge{.received_at = t, .topic = "t/big", .reason = "too_big", .payload = big};
+  EXPECT_EQ(*this->db_->append_dead_letter(huge), 1u);
+  EXPECT_EQ(*this->db_->append_dead_letter(huge), 0u);
+  DeadLetter pre_cut = huge;  // a caller that cut it already passes the original size
+  pre_cut.payload = big.substr(0, 10);
+  pre_cut.payload_size = big.size();
+  EXPECT_EQ(*this->db_->append_dead_letter(pre_cut), 1u);
+  list = this->db_->list_dead_letters(0, 10);
+  ASSERT_TRUE(list && list->size() == 4u);
+  EXPECT_EQ((*list)[1].topic, "t/big");
+  EXPECT_EQ((*list)[1].payload, big.substr(0, kMaxDeadLetterPayload));
+  EXPECT_EQ((*list)[1].payload_size, big.size());
+  EXPECT_EQ((*list)[1].occurrences, 2u);
+  EXPECT_EQ((*list)[0].payload, big.substr(0, 10));
+  EXPECT_EQ((*list)[0].payload_size, big.size());
+}
+
+TYPED_TEST_P(DatabaseSuite, DeadLetterRetentionRemovesTheOldAndCapsTheRest) {
+  const Timestamp t = base_time();
+  // 11,000 old letters (more than two delete chunks), 10 recent ones, and one old letter that
+  // was received again recently (it stays: retention looks at the latest receipt).
+  std::vector<DeadLetter> old;
+  for (int i = 0; i < 11'000; ++i) {
+    old.push_back({.received_at = t + i, .topic = "t/" + std::to_string(i), .reason = "r"});
+  }
+  ASSERT_TRUE(this->db_->append_dead_letters(old));
+  std::vector<DeadLetter> recent;
+  for (int i = 0; i < 10; ++i) {
+    recent.push_back(
+        {.received_at = t + kDay + i, .topic = "new/" + std::to_string(i), .reason = "r"});
+  }
+  ASSERT_TRUE(this->db_->append_dead_letters(recent));
+  DeadLetter again = old[0];
+  again.received_at = t + kDay + 100;
+  ASSERT_TRUE(this->db_->append_dead_letter(again));
+
+  auto removed = this->db_->delete_dead_letters(t + kDay, UINT64_MAX);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, 10'999u);
+  EXPECT_EQ(*this->db_->count_dead_letters(), 11u);
+
+  // The cap: the oldest (by latest receipt) go first.
+  removed = this->db_->delete_dead_letters(t, 4);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, 7u);
+  auto left = this->db_->list_dead_letters(0, 100);
+  ASSERT_TRUE(left && left->size() == 4u);
+  std::set<std::string> topics;
+  for (const DeadLetter& d : *left) topics.insert(d.topic);
+  EXPECT_EQ(topics, (std::set<std::string>{"t/0", "new/9", "new/8", "new/7"}));
+  removed = this->db_->delete_dead_letters(t, 0);
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(*removed, 4u);
+  EXPECT_EQ(*this->db_->count_dead_letters(), 0u);
+}
+
+TYPED_TEST_P(DatabaseSuite, LatestSignalsWithASkewIgnoresRowsFromTheFuture) {
+  const Timestamp now = signal::now();
+  const Timestamp y2099 = 4'070'908'800LL * kSecond;  // 2099-01-01
+  Signal future = make_signal("VIN1", "VehicleSpeed", y2099, Value::int64(10));
+  future.received_at = now - 60 * kSecond;
+  Signal current = make_signal("VIN1", "VehicleSpeed", now - 30 * kSecond, Value::int64(55));
+  current.received_at = now - 29 * kSecond;
+  Signal only_future = make_signal("VIN1", "Gear", y2099, Value::string("D"));
+  only_future.received_at = now - 60 * kSecond;
+  // Slightly ahead of its receipt, within the skew: still the newest.
+  Signal soc = make_signal("VIN1", "Soc", now - 10 * kSecond, Value::int64(80));
+  soc.received_at = now - 70 * kSecond;
+  ASSERT_TRUE(this->db_->append_signals(std::vector{future, current, only_future, soc}));
+
+  auto plain = this->db_->latest_signals("VIN1");
+  ASSERT_TRUE(plain && plain->size() == 3u);
+  EXPECT_EQ((*plain)[2].ts, y2099) << "without a skew the newest ts wins";
+
+  auto bounded = this->db_->latest_signals("VIN1", std::chrono::minutes(5));
+  ASSERT_TRUE(bounded) << bounded.error().message();
+  ASSERT_EQ(bounded->size(), 2u) << "Gear has no row within the skew";
+  EXPECT_EQ((*bounded)[0].name, "Soc");
+  EXPECT_EQ((*bounded)[0].value, Value::int64(80));
+  EXPECT_EQ((*bounded)[1].name, "VehicleSpeed");
+  EXPECT_EQ((*bounded)[1].value, Value::int64(55));
+  auto all = this->db_->latest_signals(std::nullopt, std::chrono::minutes(5));
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, *bounded);
+  auto tight = this->db_->latest_signals("VIN1", std::chrono::seconds(0));
+  ASSERT_TRUE(tight);
+  ASSERT_EQ(tight->size(), 1u);
+  EXPECT_EQ((*tight)[0].value, Value::int64(55));
+}
+
+TYPED_TEST_P(DatabaseSuite, MigrationFiveMergesStoredDeadLettersAndKeysTheirRedeliveries) {
+  this->db_.reset();
+  this->backend_ = TypeParam();
+  auto old = this->open(OpenOptions{.migrate_to_version_for_test = 4});
+  ASSERT_TRUE(old);
+  old.reset();
+  // Rows as version 4 stored them: every copy of a dead letter appended.
+  const Timestamp t = base_time();
+  const DeadLetter letter{.received_at = t,
+                          .topic = "telemetry/VIN9/v/Soc",
+                          .vin = "VIN9",
+                          .reason = "r",
+                          .payload = std::string("\\x00\x01\xff", 6)};
+  for (Timestamp at : {t, t + 7}) {
+    this->backend_.execute(
+        "INSERT INTO dead_letters (received_at, topic, vin, reason, payload) VALUES (" +
+        std::to_string(at) + ", 'telemetry/VIN9/v/Soc', 'VIN9', 'r', " +
+        TypeParam::bytes_sql("5c783030" "01ff") + ")");
+  }
+  this->backend_.execute(
+      "INSERT INTO alerts (vin, name, started_at, audiences, received_at) VALUES ('VIN1', 'A', " +
+      std::to_string(t) + ", '[]', 0)");
+
+  auto db = this->open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(*db->schema_version(), 5);
+  auto list = db->list_dead_letters(0, 10);
+  ASSERT_TRUE(list && list->size() == 1u);
+  EXPECT_EQ((*list)[0].occurrences, 2u);
+  EXPECT_EQ((*list)[0].received_at, t);
+  EXPECT_EQ((*list)[0].last_received_at, t + 7);
+  EXPECT_EQ((*list)[0].payload_size, letter.payload.size());
+  // The key computed in SQL by the migration equals the writer's: a redelivery is counted.
+  EXPECT_EQ(*db->append_dead_letter(letter), 0u);
+  EXPECT_EQ((*db->list_dead_letters(0, 10))[0].occurrences, 3u);
+  EXPECT_EQ(*db->append_alerts(std::vector{Alert{
+                .vin = "VIN1", .name = "A", .started_at = t, .received_at = t}}),
+            0u);
 }
 
 TYPED_TEST_P(DatabaseSuite, FleetErrorUpsertsNeverDuplicate) {
@@ -621,7 +893,7 @@ TYPED_TEST_P(DatabaseSuite, TokensAreFoundByTheirHashAndTouched) {
 
   auto dup = this->db_->create_token("again", hash, 11);
   ASSERT_FALSE(dup);
-  EXPECT_EQ(dup.error(), make_error_code(errc::query_failed));
+  EXPECT_EQ(dup.error(), make_error_code(errc::rejected));
   EXPECT_EQ(this->db_->create_token("bad", "xyz", 1).error(),
             make_error_code(errc::invalid_argument));
   auto second = this->db_->create_token("ci", std::string(64, 'c'), 12);
@@ -653,12 +925,12 @@ TYPED_TEST_P(DatabaseSuite, EventRetentionTrimsTheEventTables) {
                 {.vin = "V", .name = "active", .started_at = t, .received_at = t}};
   ASSERT_TRUE(this->db_->write_batch(old));
   Batch recent;
-  recent.dead_letters = {{.received_at = t + kDay, .topic = "x", .reason = "r"}};
+  recent.dead_letters = {{.received_at = t + kDay, .topic = "x", .reason = "r2"}};
   ASSERT_TRUE(this->db_->write_batch(recent));
   auto n = this->db_->delete_events_before(t + 10);
   ASSERT_TRUE(n) << n.error().message();
-  EXPECT_EQ(*n, 4u);
-  EXPECT_EQ(*this->db_->count_dead_letters(), 1u);
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(*this->db_->count_dead_letters(), 2u) << "dead letters have their own retention";
   auto alerts = this->db_->list_alerts("V", 10, 0);
   ASSERT_EQ(alerts->size(), 1u);
   EXPECT_EQ((*alerts)[0].name, "active");
@@ -726,6 +998,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     AFailedBatchStoresNothingAndTheNextOneWorks, FleetErrorUpsertsNeverDuplicate,
     ReplaceErrorVinsActivatesTheListedAndResolvesTheRest, TokensAreFoundByTheirHashAndTouched,
     SettingsAreStoredAndReplaced, EventRetentionTrimsTheEventTables,
-    ReadersWorkWhileTheWriterWrites, WritesAreCountedInTheMetrics);
+    ReadersWorkWhileTheWriterWrites, WritesAreCountedInTheMetrics,
+    DataTheDatabaseRefusesIsRejectedNotRetryable, KeysOfAnyLengthAreStoredReadBackAndDeduplicated,
+    DeadLettersAreDeduplicatedCountedAndCut, DeadLetterRetentionRemovesTheOldAndCapsTheRest,
+    LatestSignalsWithASkewIgnoresRowsFromTheFuture,
+    MigrationFiveMergesStoredDeadLettersAndKeysTheirRedeliveries);
 
 }  // namespace ts::storage::testing

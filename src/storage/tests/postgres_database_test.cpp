@@ -12,6 +12,7 @@
 
 #include "core/log.hpp"
 #include "storage/database.hpp"
+#include "storage/postgres/pg_connection.hpp"
 #include "storage/postgres/postgres_database.hpp"
 #include "storage/tests/database_suite.hpp"
 #include "support/ports.hpp"
@@ -62,6 +63,14 @@ struct PostgresBackend {
            "RAISE EXCEPTION 'refused by the test'; END $$; CREATE TRIGGER fail_" +
            table + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION refuse()";
   }
+  // A data error (check_violation, class 23): rejected.
+  static std::string reject_inserts_sql(const std::string& table) {
+    return "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation'; END $$; "
+           "CREATE TRIGGER fail_" +
+           table + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION refuse()";
+  }
+  static std::string bytes_sql(const std::string& hex) { return "decode('" + hex + "', 'hex')"; }
   static std::string allow_inserts_sql(const std::string& table) {
     return "DROP TRIGGER fail_" + table + " ON " + table + "; DROP FUNCTION refuse()";
   }
@@ -73,6 +82,28 @@ std::unique_ptr<Database> open_or_fail(const std::string& url, OpenOptions optio
   auto db = open_database(url, "/nonexistent", options);
   if (!db) throw std::runtime_error("open_database: " + db.error().message());
   return std::move(*db);
+}
+
+TEST(PostgresDatabase, SqlstatesSplitIntoRejectedDataAndRetryableFailures) {
+  using postgres::error_code_of_sqlstate;
+  // The same data fails again: the writer isolates the row instead of retrying.
+  for (const char* s : {"22001", "22003", "22P02", "22021", "23505", "23514", "23502", "54000",
+                        "54001", "42804", "42846"}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::rejected)) << s;
+    EXPECT_FALSE(is_retryable(error_code_of_sqlstate(s))) << s;
+  }
+  for (const char* s : {"08000", "08006", "08P01", "57P01", "57P02", "57P03", "53300"}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::unavailable)) << s;
+  }
+  for (const char* s : {"57014", "55P03", "40P01", "40001"}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::timeout)) << s;
+  }
+  for (const char* s : {"53100", "53200", "42P01", "42501", "XX000", "P0001", ""}) {
+    EXPECT_EQ(error_code_of_sqlstate(s), make_error_code(errc::query_failed)) << s;
+  }
+  for (const char* s : {"08006", "57P01", "40001", "40P01", "53100", "57014", "55P03"}) {
+    EXPECT_TRUE(is_retryable(error_code_of_sqlstate(s))) << s;
+  }
 }
 
 TEST(PostgresDatabase, SignalsGoToDailyPartitionsThatRetentionDrops) {
@@ -137,6 +168,51 @@ TEST(PostgresDatabase, RowsNoDayPartitionCoversUseTheDefaultAndMoveWhenTheirDayI
   // Redelivery stays idempotent across the move.
   EXPECT_EQ(*db->append_signals(std::vector{make_signal("VIN1", "Soc", future, Value::int64(9))}),
             0u);
+}
+
+TEST(PostgresDatabase, FarOffDaysUseTheDefaultPartitionAndCreateNone) {
+  // M3: a vehicle's clock must not decide how many partitions exist.
+  const std::string url = fresh_database(shared_server());
+  auto db = open_or_fail(url);
+  const std::string count_sql =
+      "SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'signal_log'::regclass";
+  const std::string before = execute_pg(url, count_sql);
+  const Timestamp y2001 = 978'307'200LL * kSecond + 3600 * kSecond;  // 2001-01-01 01:00
+  const Timestamp y2099 = 4'070'908'800LL * kSecond;                 // 2099-01-01
+  const Timestamp month_ago = signal::now() - 40 * kDay;             // beyond the 30-day window
+  ASSERT_TRUE(db->append_signals(std::vector{make_signal("VIN1", "Soc", y2001, Value::int64(1)),
+                                             make_signal("VIN1", "Soc", y2099, Value::int64(2)),
+                                             make_signal("VIN1", "Soc", month_ago,
+                                                         Value::int64(3))}));
+  EXPECT_EQ(execute_pg(url, count_sql), before) << "no partition was created";
+  auto days = postgres::partition_days_for_test(*db);
+  ASSERT_TRUE(days);
+  for (Timestamp ts : {y2001, y2099, month_ago}) {
+    EXPECT_EQ(std::count(days->begin(), days->end(), detail::day_of(ts)), 0) << ts;
+  }
+  EXPECT_EQ(*postgres::default_partition_rows_for_test(*db), 3u);
+  auto page = db->query_signals({.vin = "VIN1"});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->rows.size(), 3u);
+  EXPECT_EQ(page->rows[0].ts, y2001);
+  EXPECT_EQ(page->rows[2].ts, y2099);
+  auto ranged = db->query_signals({.vin = "VIN1", .from = y2099 - 1, .to = y2099 + 1});
+  ASSERT_TRUE(ranged && ranged->rows.size() == 1u);
+  EXPECT_EQ(ranged->rows[0].value, Value::int64(2));
+
+  // With a retention of 2 days, a row 5 days old is inside no partition's window either.
+  auto kept = open_or_fail(fresh_database(shared_server()),
+                           OpenOptions{.retention = std::chrono::hours(48)});
+  const Timestamp five_days = signal::now() - 5 * kDay;
+  const Timestamp yesterday = signal::now() - kDay;
+  ASSERT_TRUE(kept->append_signals(std::vector{make_signal("VIN1", "Soc", five_days, Value::int64(1)),
+                                               make_signal("VIN1", "Soc", yesterday,
+                                                           Value::int64(2))}));
+  days = postgres::partition_days_for_test(*kept);
+  ASSERT_TRUE(days);
+  EXPECT_EQ(std::count(days->begin(), days->end(), detail::day_of(five_days)), 0);
+  EXPECT_EQ(std::count(days->begin(), days->end(), detail::day_of(yesterday)), 1);
+  EXPECT_EQ(*postgres::default_partition_rows_for_test(*kept), 1u);
 }
 
 TEST(PostgresDatabase, TextItCannotHoldIsStoredWithReplacementCharacters) {
@@ -240,8 +316,8 @@ TEST(PostgresDatabase, ConcurrentOpensMigrateOnce) {
   other.join();
   ASSERT_TRUE(a) << a.error().message();
   ASSERT_TRUE(b) << b.error().message();
-  EXPECT_EQ(execute_pg(url, "SELECT COUNT(*) FROM schema_migrations"), "4");
-  EXPECT_EQ(*(*a)->schema_version(), 4);
+  EXPECT_EQ(execute_pg(url, "SELECT COUNT(*) FROM schema_migrations"), "5");
+  EXPECT_EQ(*(*a)->schema_version(), 5);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The Database behaviour suite on SQLite (temp files, no sockets), plus what is SQLite's own:
 // URL forms, WAL mode, the in-memory database.
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "storage/database.hpp"
+#include "storage/sqlite/sqlite_database.hpp"
 #include "storage/tests/database_suite.hpp"
 
 namespace ts::storage::testing {
@@ -56,16 +58,41 @@ struct SqliteBackend {
   std::string url() const { return "sqlite:" + (dir.path() / "test.db").string(); }
   std::filesystem::path data_dir() const { return dir.path(); }
   void execute(const std::string& sql) const { execute_sqlite(dir.path() / "test.db", sql); }
+  // A trigger on a table that does not exist: SQLITE_ERROR, the database's state (query_failed).
   static std::string fail_inserts_sql(const std::string& table) {
+    return "CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table +
+           " BEGIN INSERT INTO no_such_table VALUES (1); END";
+  }
+  // RAISE(ABORT) is SQLITE_CONSTRAINT: the data refused (rejected).
+  static std::string reject_inserts_sql(const std::string& table) {
     return "CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table +
            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
   }
+  static std::string bytes_sql(const std::string& hex) { return "X'" + hex + "'"; }
   static std::string allow_inserts_sql(const std::string& table) {
     return "DROP TRIGGER fail_" + table;
   }
 };
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, DatabaseSuite, SqliteBackend);
+
+TEST(SqliteDatabase, ResultCodesSplitIntoRejectedDataAndRetryableFailures) {
+  for (int rc : {SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_UNIQUE,
+                 SQLITE_CONSTRAINT_TRIGGER, SQLITE_MISMATCH, SQLITE_RANGE}) {
+    EXPECT_EQ(sqlite::error_code_of_sqlite(rc), make_error_code(errc::rejected)) << rc;
+    EXPECT_FALSE(is_retryable(sqlite::error_code_of_sqlite(rc))) << rc;
+  }
+  for (int rc : {SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT}) {
+    EXPECT_EQ(sqlite::error_code_of_sqlite(rc), make_error_code(errc::timeout)) << rc;
+  }
+  for (int rc : {SQLITE_IOERR, SQLITE_IOERR_WRITE, SQLITE_CANTOPEN}) {
+    EXPECT_EQ(sqlite::error_code_of_sqlite(rc), make_error_code(errc::unavailable)) << rc;
+  }
+  for (int rc : {SQLITE_FULL, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY, SQLITE_LOCKED,
+                 SQLITE_NOMEM, SQLITE_ERROR}) {
+    EXPECT_TRUE(is_retryable(sqlite::error_code_of_sqlite(rc))) << rc;
+  }
+}
 
 TEST(SqliteDatabase, EmptyUrlMeansTeslasyncDbInTheDataDirWhichIsCreated) {
   ScratchDir dir;
@@ -74,6 +101,49 @@ TEST(SqliteDatabase, EmptyUrlMeansTeslasyncDbInTheDataDirWhichIsCreated) {
   ASSERT_TRUE(db) << db.error().message();
   EXPECT_EQ((*db)->backend(), "sqlite");
   EXPECT_TRUE(std::filesystem::exists(data / "teslasync.db"));
+}
+
+mode_t mode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+TEST(SqliteDatabase, TheDataDirectoryIs0700AndTheDatabaseFiles0600WhateverTheUmask) {
+  ScratchDir dir;
+  const mode_t old_umask = ::umask(022);
+  const std::filesystem::path data = dir.path() / "data";
+  {
+    auto db = open_database("", data);
+    ASSERT_TRUE(db) << db.error().message();
+    ASSERT_TRUE((*db)->set_setting("tesla_refresh_token", "secret"));
+    EXPECT_EQ(mode_of(data), 0700u);
+    for (const char* file : {"teslasync.db", "teslasync.db-wal", "teslasync.db-shm"}) {
+      ASSERT_TRUE(std::filesystem::exists(data / file)) << file;
+      EXPECT_EQ(mode_of(data / file), 0600u) << file;
+    }
+  }
+  // Files an older release left readable by everyone are restricted on open.
+  const std::filesystem::path loose = dir.path() / "loose.db";
+  ASSERT_TRUE(open_database("sqlite:" + loose.string(), ""));
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::filesystem::path f = loose.string() + suffix;
+    if (std::filesystem::exists(f)) ::chmod(f.c_str(), 0644);
+  }
+  ::chmod(loose.c_str(), 0644);
+  {
+    auto db = open_database("sqlite:" + loose.string(), "");
+    ASSERT_TRUE(db);
+    EXPECT_EQ(mode_of(loose), 0600u);
+    EXPECT_EQ(mode_of(loose.string() + "-wal"), 0600u);
+  }
+  // An existing data directory is left as the operator made it.
+  const std::filesystem::path mine = dir.path() / "mine";
+  std::filesystem::create_directory(mine);
+  ::chmod(mine.c_str(), 0750);
+  ASSERT_TRUE(open_database("", mine));
+  EXPECT_EQ(mode_of(mine), 0750u);
+  ::umask(old_umask);
 }
 
 TEST(SqliteDatabase, AcceptsBothUrlFormsAndUsesWal) {
