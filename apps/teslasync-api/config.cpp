@@ -96,7 +96,8 @@ const Variable kVariables[] = {
        c.api_token = v;
        return {};
      }},
-    {"TESLASYNC_WEB_DIR", "(none)", "directory of the built web UI to serve at /",
+    {"TESLASYNC_WEB_DIR", "(none)",
+     "directory of the built web UI (reserved: this release serves no UI yet, so it is only parsed)",
      [](Config& c, std::string_view v) -> Error {
        c.web_dir = v;
        return {};
@@ -114,6 +115,29 @@ const Variable kVariables[] = {
        int days = 0;
        if (auto e = parse_int(v, days, 0, 100000)) return e;
        c.retention = std::chrono::hours(24 * days);
+       return {};
+     }},
+    {"TESLASYNC_DEAD_LETTER_RETENTION_DAYS", "30",
+     "days dead letters are kept (their own retention, apart from signal_log's); 0 keeps them",
+     [](Config& c, std::string_view v) -> Error {
+       int days = 0;
+       if (auto e = parse_int(v, days, 0, 100000)) return e;
+       c.dead_letter_retention = std::chrono::hours(24 * days);
+       return {};
+     }},
+    {"TESLASYNC_DEAD_LETTER_MAX_ROWS", "100000",
+     "dead letters kept at most; beyond it the oldest are removed (hourly)",
+     [](Config& c, std::string_view v) {
+       return parse_int(v, c.dead_letter_max_rows, 1, 1'000'000'000);
+     }},
+    {"TESLASYNC_MAX_FUTURE_SKEW", "5m",
+     "how far an event time may lead its receive time and still become the live value; later "
+     "ones are stored with their claimed time but never shown as current",
+     [](Config& c, std::string_view v) -> Error {
+       if (auto e = parse_duration_into(v, c.max_future_skew, std::chrono::seconds(1))) return e;
+       if (c.max_future_skew < std::chrono::seconds(1) || c.max_future_skew > std::chrono::hours(24 * 7)) {
+         return "must be 1s..168h";
+       }
        return {};
      }},
     {"TESLASYNC_WRITER_QUEUE", "64",
@@ -172,12 +196,15 @@ const Variable kVariables[] = {
        c.topic_base = v;
        return {};
      }},
-    {"FLEET_TELEMETRY_HOST", "(none)", "public host name vehicles stream to (sent in telemetry configs)",
+    {"FLEET_TELEMETRY_HOST", "(none)",
+     "public host name vehicles stream to (reserved for the telemetry config push: only parsed in "
+     "this release)",
      [](Config& c, std::string_view v) -> Error {
        c.telemetry_host = v;
        return {};
      }},
-    {"FLEET_TELEMETRY_PORT", "4443", "public port vehicles stream to",
+    {"FLEET_TELEMETRY_PORT", "4443",
+     "public port vehicles stream to (reserved for the telemetry config push: only parsed)",
      [](Config& c, std::string_view v) { return parse_int(v, c.telemetry_port, 1, 65535); }},
     {"FLEET_TELEMETRY_STALE_TIMEOUT", "15m",
      "a vehicle silent this long on the stream is polled through the Fleet API",

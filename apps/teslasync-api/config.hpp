@@ -29,6 +29,8 @@ struct Config {
   // Storage
   std::string database_url;  ///< empty: SQLite file in data_dir
   std::chrono::hours retention{24 * 365};  ///< signal_log retention; 0 = keep forever
+  std::chrono::hours dead_letter_retention{24 * 30};  ///< dead letters kept this long (0: forever)
+  std::uint64_t dead_letter_max_rows = 100'000;        ///< and at most this many (oldest go first)
   std::size_t writer_queue_batches = 64;   ///< bounded queue between ingest and the writer
 
   // Redis (L2 + SSE fan-out across replicas)
@@ -54,6 +56,9 @@ struct Config {
   std::chrono::milliseconds asleep_backoff{5 * 60 * 1000};
   std::chrono::milliseconds batch_window{100};
   std::size_t batch_max_messages = 256;
+  /// An event time further ahead of its receive time never becomes the live value (L1, Redis,
+  /// warm-up); it is still stored with its claimed time.
+  std::chrono::milliseconds max_future_skew{5 * 60 * 1000};
   std::vector<std::string> vehicles;  ///< VINs registered at start (besides the database)
 
   // SSE

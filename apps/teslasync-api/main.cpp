@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -185,7 +186,8 @@ int run(const Config& config) {
   core::Lifecycle life("teslasync-api");
 
   // ---- storage ----
-  auto opened = storage::open_database(config.database_url, config.data_dir, {.metrics = &metrics});
+  auto opened = storage::open_database(config.database_url, config.data_dir,
+                                       {.metrics = &metrics, .retention = config.retention});
   if (!opened) {
     throw std::runtime_error("DATABASE_URL=" + storage::redact_url(config.database_url) + ": " +
                              opened.error().message());
@@ -213,7 +215,8 @@ int run(const Config& config) {
   }
 
   // ---- state: L1, warmed from Redis (L2) or signal_log ----
-  state::Store& store = store_owner.emplace(metrics);
+  const auto max_skew = std::chrono::duration_cast<std::chrono::microseconds>(config.max_future_skew);
+  state::Store& store = store_owner.emplace(metrics, state::Store::kDefaultShards, max_skew);
   bool warm = false;
   if (!config.redis_url.empty()) {
     auto redis = state::redis::parse_redis_url(config.redis_url);
@@ -221,6 +224,7 @@ int run(const Config& config) {
         redis,
         state::redis::RedisMirrorOptions{
             .ttl = std::chrono::duration_cast<std::chrono::milliseconds>(config.redis_key_ttl),
+            .max_future_skew = max_skew,
             .resync_from = &store},
         metrics);
     bus = std::make_unique<state::redis::PubSub>(redis, state::redis::PubSubOptions{}, metrics);
@@ -234,7 +238,7 @@ int run(const Config& config) {
     }
   }
   if (!warm) {
-    if (auto latest = db.latest_signals(); latest) {
+    if (auto latest = db.latest_signals(std::nullopt, max_skew); latest) {
       store.load(*latest);
       logger->info("L1 warmed from signal_log: {} signals of {} vehicles", latest->size(),
                    store.vehicle_count());
@@ -279,12 +283,10 @@ int run(const Config& config) {
             .last_stream = [&store](std::string_view vin) {
               return store.last_received(vin, signal::Source::Stream);
             },
-            .sink = [&db, &live](std::vector<signal::Signal>&& signals) {
+            // Stored through ingest's writer: retried while the database is down, like the stream.
+            .sink = [&live, &ingest_owner](std::vector<signal::Signal>&& signals) {
               live.apply_polled(signals);
-              if (auto r = db.append_signals(signals); !r) {
-                log::get("poller")->error("storing {} polled values failed: {}", signals.size(),
-                                          r.error().message());
-              }
+              ingest_owner->offer_signals(std::move(signals), "poll");
             }});
     poller->register_metrics(metrics);
   }
@@ -301,6 +303,7 @@ int run(const Config& config) {
           .registered = [&vins](std::string_view vin) { return vins.contains(vin); },
           .observe = [&live](const storage::Batch& records) { live.observe(records); },
           .ack = [&subscriber](const std::vector<ingest::AckToken>& batch_tokens) {
+            if (!subscriber) return;  // polled values only: nothing to acknowledge
             std::vector<mqtt::AckToken> acks;
             acks.reserve(batch_tokens.size());
             for (const auto& t : batch_tokens) acks.push_back(std::bit_cast<mqtt::AckToken>(t));
@@ -315,6 +318,8 @@ int run(const Config& config) {
             }
           }}));
   ingest.register_metrics(metrics);
+  // The writer runs whatever the sources: the poller's values go through it too.
+  life.start("ingest", [&] { ingest.start(); }, [&] { ingest.stop(); });
   if (config.telemetry_enabled) {
     subscriber = std::make_unique<mqtt::Subscriber>(
         mqtt::SubscriberOptions{.host = config.mqtt_host,
@@ -334,7 +339,6 @@ int run(const Config& config) {
           }
         });
     subscriber->register_metrics(metrics);
-    life.start("ingest", [&] { ingest.start(); }, [&] { ingest.stop(); });
     life.start("mqtt subscriber", [&] { subscriber->start(); }, [&] { subscriber->stop(); });
     // Stopped first: take nothing new, write and acknowledge what was taken; then the
     // subscriber sends the queued acks and DISCONNECTs (no UNSUBSCRIBE).
@@ -470,15 +474,30 @@ int run(const Config& config) {
         std::min<std::chrono::milliseconds>(config.errors_refresh_interval, std::chrono::seconds(5)));
     life.started("diagnostics refresh", [&] { diagnostics->stop(); });
   }
-  if (config.retention.count() > 0) {
+  {
+    // Hourly, the first pass a minute after start. signal_log and the event tables follow
+    // TESLASYNC_RETENTION_DAYS; dead letters their own retention and row cap.
     auto prune = [&db, &config] {
-      const auto cutoff =
-          signal::now() - std::chrono::duration_cast<std::chrono::microseconds>(config.retention).count();
-      if (auto r = db.delete_signals_before(cutoff); !r) {
-        log::get("storage")->warn("retention failed: {}", r.error().message());
+      auto storage_log = log::get("storage");
+      const auto now = signal::now();
+      auto cutoff = [now](std::chrono::hours keep) {
+        return now - std::chrono::duration_cast<std::chrono::microseconds>(keep).count();
+      };
+      if (config.retention.count() > 0) {
+        if (auto r = db.delete_signals_before(cutoff(config.retention)); !r) {
+          storage_log->warn("retention of signal_log failed: {}", r.error().message());
+        }
+        if (auto r = db.delete_events_before(cutoff(config.retention)); !r) {
+          storage_log->warn("retention of events failed: {}", r.error().message());
+        }
       }
-      if (auto r = db.delete_events_before(cutoff); !r) {
-        log::get("storage")->warn("retention of events failed: {}", r.error().message());
+      const auto dead_before = config.dead_letter_retention.count() > 0
+                                   ? cutoff(config.dead_letter_retention)
+                                   : std::numeric_limits<signal::Timestamp>::min();
+      if (auto r = db.delete_dead_letters(dead_before, config.dead_letter_max_rows); !r) {
+        storage_log->warn("retention of dead letters failed: {}", r.error().message());
+      } else if (*r > 0) {
+        storage_log->info("retention removed {} dead letters", *r);
       }
     };
     retention = std::make_unique<Every>(std::chrono::hours(1), prune, std::chrono::minutes(1));

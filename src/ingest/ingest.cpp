@@ -71,7 +71,15 @@ void Ingest::offer(std::string_view topic, std::string_view payload, AckToken to
     log::get("ingest")->debug("dead letter on {}: {}", topic, scratch_.dead_letters.back().reason);
   }
   if (hooks_.observe) hooks_.observe(scratch_);
-  enqueue(topic, payload, token, received_at);
+  enqueue(scratch_, topic, payload, token, received_at);
+}
+
+void Ingest::offer_signals(std::vector<signal::Signal> signals, std::string_view source) {
+  if (signals.empty()) return;
+  storage::Batch records;
+  records.signals = std::move(signals);
+  const auto received_at = records.signals.front().received_at;
+  enqueue(records, source, {}, AckToken{}, received_at);
 }
 
 void Ingest::offer_oversized(std::string_view topic, std::size_t bytes, AckToken token,
@@ -87,14 +95,14 @@ void Ingest::offer_oversized(std::string_view topic, std::size_t bytes, AckToken
                  "-byte message, over the MQTT packet limit; its payload was not read"});
   count(Disposition::DeadLetter);
   log::get("ingest")->warn("dead letter on {}: {}", topic, scratch_.dead_letters.back().reason);
-  enqueue(topic, {}, token, received_at);
+  enqueue(scratch_, topic, {}, token, received_at);
 }
 
-void Ingest::enqueue(std::string_view topic, std::string_view payload, AckToken token,
-                     signal::Timestamp received_at) {
+void Ingest::enqueue(storage::Batch& records, std::string_view topic, std::string_view payload,
+                     AckToken token, signal::Timestamp received_at) {
   std::lock_guard lock(mutex_);
   if (open_.tokens.empty()) open_.opened = std::chrono::steady_clock::now();
-  move_records(open_.batch, scratch_);
+  move_records(open_.batch, records);
   open_.tokens.push_back(token);
   open_.raw.append(topic).append(payload);
   const auto& b = open_.batch;

@@ -127,6 +127,12 @@ class Ingest {
   void offer_oversized(std::string_view topic, std::size_t bytes, AckToken token,
                        signal::Timestamp received_at);
 
+  /// Values from another source (the Fleet API poller): stored through the same writer, with the
+  /// same retries and failure classification as the stream, so a database outage delays them
+  /// instead of losing them. Not observed (the caller updates live state itself), nothing to
+  /// acknowledge. `source` names them in a dead letter's topic. Any thread.
+  void offer_signals(std::vector<signal::Signal> signals, std::string_view source);
+
   const IngestStats& stats() const { return stats_; }
   /// Why the writer is not healthy ("signal_log writer retrying for 12 s: database unavailable"),
   /// or "" when it is: used by /readyz and the pipeline summary. Any thread.
@@ -159,8 +165,9 @@ class Ingest {
   std::optional<Result<void>> write_retrying(const storage::BatchView& view);
   /// Keeps message `index` as a dead letter; false if stopped first.
   bool quarantine(const Pending& p, std::size_t index, const boost::system::error_code& why);
-  void enqueue(std::string_view topic, std::string_view payload, AckToken token,
-               signal::Timestamp received_at);  // scratch_ into the open batch
+  /// Moves `records` (one message's) into the open batch.
+  void enqueue(storage::Batch& records, std::string_view topic, std::string_view payload,
+               AckToken token, signal::Timestamp received_at);
   void close_open_batch_locked();
   void update_pause_locked();
   void count(Disposition d);

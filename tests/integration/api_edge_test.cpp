@@ -286,7 +286,9 @@ TEST(ApiEdge, DataDirectoryAndItsFilesAreOwnerOnly) {
   EXPECT_EQ(mode(data / "admin-token"), 0600);
   EXPECT_EQ(mode(data / "teslasync.db"), 0600);
   for (const char* extra : {"teslasync.db-wal", "teslasync.db-shm"}) {
-    if (std::filesystem::exists(data / extra)) EXPECT_EQ(mode(data / extra), 0600) << extra;
+    if (std::filesystem::exists(data / extra)) {
+      EXPECT_EQ(mode(data / extra), 0600) << extra;
+    }
   }
 }
 

@@ -279,6 +279,26 @@ TEST(Ingest, OversizedMessageIsKeptAsADeadLetter) {
   EXPECT_EQ(ingest.stats().dead_letters.value(), 1u);
 }
 
+// Polled values go through the same writer: a database outage delays them, nothing is lost.
+TEST(Ingest, PolledSignalsAreRetriedUntilStored) {
+  RecordingWriter writer;
+  writer.set_failing(true);
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1, .retry_initial = 1ms, .retry_max = 2ms}, writer,
+                hooks(acks));
+  ingest.start();
+  ingest.offer_signals({signal::Signal{.vin = "VIN1", .name = "Soc", .ts = 5, .received_at = 6,
+                                       .source = signal::Source::Poll,
+                                       .value = signal::Value::float64(50)}},
+                       "poll");
+  ASSERT_TRUE(eventually([&] { return writer.attempts() >= 3; }));
+  EXPECT_TRUE(writer.batches().empty());
+  writer.set_failing(false);
+  ASSERT_TRUE(eventually([&] { return writer.batches().size() == 1; }));
+  ASSERT_EQ(writer.batches()[0].signals.size(), 1u);
+  EXPECT_EQ(writer.batches()[0].signals[0].source, signal::Source::Poll);
+}
+
 // A writer stuck on a transient failure is reported (for /readyz) once it has retried a while.
 TEST(Ingest, WriterRetryingLongerThanTheLimitIsReported) {
   RecordingWriter writer;
