@@ -107,6 +107,7 @@ int run(const Config& config) {
   }
   link.tracked_vins = config.vins_signal_tracking_enabled;
   link.suppress_tls_handshake_error_logging = config.suppress_tls_handshake_error_logging;
+  link.max_connections_per_identity = config.max_connections_per_identity;
 
   ts::runtime::ShardPool pool(ts::server::effective_workers(config));
   ts::vehicle_link::VehicleServer server(pool, tls.context, link, metrics);
