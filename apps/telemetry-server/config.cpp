@@ -675,6 +675,12 @@ const std::vector<KeySpec>& key_table() {
                               "event-loop threads (shards); 0 = one per hardware thread; "
                               "`--workers` overrides it",
                               {.max = kMaxWorkers}),
+        key<&Config::max_connections_per_identity>(
+            "max_connections_per_identity", O::Extension,
+            "open connections one certificate identity (device id) may hold; a further one is "
+            "closed after the upgrade with WebSocket close code 1013 (try again later) and counted "
+            "in `teslasync_link_connections_per_identity_refused_total`; the reference has no limit",
+            {.min = 1, .max = kMaxConnectionsPerIdentity}),
     };
   }();
   return table;

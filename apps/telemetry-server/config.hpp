@@ -124,6 +124,8 @@ struct MqttConfig {
   bool record_message = false;
 };
 
+/// Upper bound of `max_connections_per_identity`.
+inline constexpr unsigned kMaxConnectionsPerIdentity = 1000;
 /// Upper bound of `workers` and `--workers`.
 inline constexpr unsigned kMaxWorkers = 1024;
 
@@ -150,6 +152,8 @@ struct Config {
   std::optional<MqttConfig> mqtt;                           ///< present iff the key is
   std::optional<std::map<std::string, std::string>> kafka;  ///< librdkafka properties
   unsigned workers = 0;                                     ///< 0 = one per hardware thread
+  /// Extension: sessions one certificate identity may hold (1..kMaxConnectionsPerIdentity).
+  unsigned max_connections_per_identity = 4;
   /// Environment SUPPRESS_TLS_HANDSHAKE_ERROR_LOGGING (spec §10.3).
   bool suppress_tls_handshake_error_logging = false;
 };

@@ -124,6 +124,7 @@ int run(const Config& config) {
   }
   link.tracked_vins = config.vins_signal_tracking_enabled;
   link.suppress_tls_handshake_error_logging = config.suppress_tls_handshake_error_logging;
+  link.max_connections_per_identity = config.max_connections_per_identity;
 
   server_owner = std::make_unique<ts::vehicle_link::VehicleServer>(*pool, tls.context, link, metrics);
   auto& server = *server_owner;

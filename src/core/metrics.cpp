@@ -8,22 +8,43 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 namespace ts::core {
 
+namespace {
+constexpr const char* kLabelOverflowName = "teslasync_metrics_label_overflow_total";
+}  // namespace
+
+MetricsRegistry::MetricsRegistry() {
+  // One child per family that ever overflowed: bounded by the number of families, so no cap.
+  auto family = std::make_unique<Family<Counter>>(
+      kLabelOverflowName,
+      "Lookups of a new label set that went to the family's _overflow child because the family "
+      "had reached its cap.",
+      std::vector<std::string>{"family"}, std::numeric_limits<std::size_t>::max());
+  label_overflow_ = family.get();
+  counters_[kLabelOverflowName] = std::move(family);
+}
+
 Family<Counter>& MetricsRegistry::counter(const std::string& name, const std::string& help,
-                                          std::vector<std::string> labels) {
+                                          std::vector<std::string> labels,
+                                          std::size_t max_children) {
   std::lock_guard lock(mutex_);
   auto& slot = counters_[name];
-  if (!slot) slot = std::make_unique<Family<Counter>>(name, help, std::move(labels));
+  if (!slot)
+    slot = std::make_unique<Family<Counter>>(name, help, std::move(labels), max_children,
+                                             label_overflow_);
   return *slot;
 }
 
 Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string& help,
-                                      std::vector<std::string> labels) {
+                                      std::vector<std::string> labels, std::size_t max_children) {
   std::lock_guard lock(mutex_);
   auto& slot = gauges_[name];
-  if (!slot) slot = std::make_unique<Family<Gauge>>(name, help, std::move(labels));
+  if (!slot)
+    slot = std::make_unique<Family<Gauge>>(name, help, std::move(labels), max_children,
+                                           label_overflow_);
   return *slot;
 }
 

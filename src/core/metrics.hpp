@@ -5,6 +5,10 @@
 /// Counter/Gauge references stay valid for the registry's lifetime, so hot paths look a child up
 /// once and then only do a relaxed atomic add. Thread-safe: creation takes a mutex, updates are
 /// lock-free, rendering takes the mutex and reads the atomics.
+///
+/// Label values may come from the network (a record type, a VIN), so every family has a cap on
+/// its children: past it, a new label set gets the family's one overflow child (every label
+/// value `_overflow`) and `teslasync_metrics_label_overflow_total{family}` counts the lookup.
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -42,18 +46,34 @@ class Gauge {
 
 enum class MetricType { Counter, Gauge };
 
-/// A metric name with a fixed list of label names; children per label-value tuple.
+/// Children a family keeps before new label sets go to its overflow child. Families whose labels
+/// include a VIN ask for more (MetricsRegistry::counter's `max_children`).
+inline constexpr std::size_t kDefaultMaxChildren = 10'000;
+/// The value of every label of a family's overflow child.
+inline constexpr const char* kOverflowLabelValue = "_overflow";
+
+/// A metric name with a fixed list of label names; children per label-value tuple, at most
+/// `max_children` of them plus one overflow child.
 template <class T>
 class Family {
  public:
-  Family(std::string name, std::string help, std::vector<std::string> labels)
-      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)) {}
+  /// `overflow` (may be null) is the family whose child {name} counts redirected lookups.
+  Family(std::string name, std::string help, std::vector<std::string> labels,
+         std::size_t max_children = kDefaultMaxChildren, Family<Counter>* overflow = nullptr)
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        labels_(std::move(labels)),
+        max_children_(max_children),
+        overflow_(overflow) {}
 
-  /// The child for these label values (same count and order as the label names).
+  /// The child for these label values (same count and order as the label names). Once the
+  /// family has `max_children` children, a label set it has not seen gets the overflow child
+  /// (all values `_overflow`) and the overflow counter is incremented.
   T& with(const std::vector<std::string>& values) {
     std::lock_guard lock(mutex_);
     auto it = index_.find(values);
     if (it != index_.end()) return *it->second;
+    if (children_.size() >= max_children_) return overflow_child();
     auto& child = children_.emplace_back();
     index_.emplace(values, &child);
     return child;
@@ -63,6 +83,7 @@ class Family {
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   const std::vector<std::string>& labels() const { return labels_; }
+  std::size_t max_children() const { return max_children_; }
 
   /// Calls f(label_values, child) for every child, in label-value order.
   template <class F>
@@ -72,20 +93,47 @@ class Family {
   }
 
  private:
+  // Called with mutex_ held. Lock order: this family, then the overflow family (which has no
+  // overflow family of its own); rendering takes one family at a time, so no cycle.
+  T& overflow_child() {
+    if (overflow_ != nullptr) {
+      if (overflow_counter_ == nullptr) overflow_counter_ = &overflow_->with({name_});
+      overflow_counter_->inc();
+    }
+    if (overflow_value_ == nullptr) {
+      overflow_value_ = &overflow_storage_.emplace_back();
+      index_.emplace(std::vector<std::string>(labels_.size(), kOverflowLabelValue),
+                     overflow_value_);
+    }
+    return *overflow_value_;
+  }
+
   std::string name_, help_;
   std::vector<std::string> labels_;
-  mutable std::mutex mutex_;  // guards children_ and index_
+  const std::size_t max_children_;
+  Family<Counter>* const overflow_;
+  mutable std::mutex mutex_;  // guards children_, index_ and the overflow members
   std::deque<T> children_;    // deque: stable addresses
+  std::deque<T> overflow_storage_;  // at most the one overflow child
   std::map<std::vector<std::string>, T*> index_;
+  T* overflow_value_ = nullptr;
+  Counter* overflow_counter_ = nullptr;
 };
 
 /// Owns every metric family of one process. One instance per process, created in main().
 class MetricsRegistry {
  public:
+  /// Registers `teslasync_metrics_label_overflow_total{family}` (label sets past a family's cap).
+  MetricsRegistry();
+
+  /// The family `name`, created on first use. `max_children` caps its label sets (see Family);
+  /// it is fixed by the first call for a name.
   Family<Counter>& counter(const std::string& name, const std::string& help,
-                           std::vector<std::string> labels = {});
+                           std::vector<std::string> labels = {},
+                           std::size_t max_children = kDefaultMaxChildren);
   Family<Gauge>& gauge(const std::string& name, const std::string& help,
-                       std::vector<std::string> labels = {});
+                       std::vector<std::string> labels = {},
+                       std::size_t max_children = kDefaultMaxChildren);
 
   /// A gauge computed when scraped (e.g. connections, uptime, RSS).
   void callback_gauge(const std::string& name, const std::string& help,
@@ -107,6 +155,7 @@ class MetricsRegistry {
     const char* type;
   };
   std::map<std::string, Callback> callbacks_;
+  Family<Counter>* label_overflow_ = nullptr;  // in counters_; set once by the constructor
 };
 
 /// The process's own gauges, read at scrape time from /proc and getrusage:

@@ -26,6 +26,9 @@ class PkiCategory final : public boost::system::error_category {
         return "excluded certificate";
       case errc::unauthorized_certificate:
         return "unauthorized certificate";
+      case errc::invalid_device_id:
+        return "invalid device id (empty, longer than 64 bytes, or containing '/', '+', '#', "
+               "NUL or a control character)";
     }
     return "unknown pki error " + std::to_string(ev);
   }

@@ -12,6 +12,7 @@ enum class errc {
   missing_verified_client_certificate = 1,  ///< spec §2.3 step 1: no verified chain / leaf
   excluded_certificate,                     ///< spec §2.3 step 3: OID 1.3.6.1.4.1.49279.2.5.1.1
   unauthorized_certificate,                 ///< spec §2.3 steps 3-4: not a known issuer / OID
+  invalid_device_id,  ///< ours: a device id unfit for a topic level (pki/identity.hpp)
 };
 
 /// The category named "ts.pki"; messages are the spec's error names.

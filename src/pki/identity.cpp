@@ -128,6 +128,14 @@ ts::Result<std::string> client_type_from_issuer(X509* leaf, std::string_view iss
 
 std::string Identity::sender_id() const { return client_type + "." + device_id; }
 
+bool is_valid_device_id(std::string_view device_id) {
+  if (device_id.empty() || device_id.size() > kMaxDeviceIdBytes) return false;
+  return std::none_of(device_id.begin(), device_id.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#';
+  });
+}
+
 ts::Result<Identity> identity_from_leaf(X509* leaf) {
   // spec §2.3 step 1.
   if (leaf == nullptr) return errc::missing_verified_client_certificate;
@@ -136,6 +144,9 @@ ts::Result<Identity> identity_from_leaf(X509* leaf) {
   Identity identity;
   identity.device_id = last_name_entry(X509_get_subject_name(leaf), NID_commonName);
   std::replace(identity.device_id.begin(), identity.device_id.end(), '.', '-');
+  // The device id becomes an MQTT topic level ("<base>/<vin>/v/..."), a label and a log field:
+  // one a CA should never issue is refused here rather than trusted downstream.
+  if (!is_valid_device_id(identity.device_id)) return errc::invalid_device_id;
 
   // spec §2.3 steps 3-4.
   const std::string issuer_cn = last_name_entry(X509_get_issuer_name(leaf), NID_commonName);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
@@ -97,9 +98,16 @@ void keylog(const SSL* ssl, const char* line) {
 
 const char* digest_name(std::size_t hash_len) { return hash_len == 48 ? "SHA384" : "SHA256"; }
 
+// Tls13Records::fail_key_derivation_for_test: derivations to let pass before one fails; -1 = off.
+std::atomic<int> derivations_before_failure{-1};
+
 // HKDF-Expand-Label(secret, label, "", out_len), RFC 8446 §7.1.
 bool expand_label(const unsigned char* secret, std::size_t secret_len, std::string_view label,
                   unsigned char* out, std::size_t out_len) {
+  if (int n = derivations_before_failure.load(std::memory_order_relaxed); n >= 0) {
+    derivations_before_failure.store(n - 1, std::memory_order_relaxed);
+    if (n == 0) return false;
+  }
   static EVP_KDF* const kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (kdf == nullptr) return false;
   std::array<unsigned char, 2 + 1 + 6 + 32 + 1> info{};
@@ -211,18 +219,40 @@ Tls13Records::~Tls13Records() {
   OPENSSL_cleanse(&write_, sizeof write_);
 }
 
+void Tls13Records::fail_key_derivation_for_test(int after) {
+  derivations_before_failure.store(after, std::memory_order_relaxed);
+}
+
+bool Tls13Records::derive(const unsigned char* secret, Direction& out) const {
+  // Into `out` only: the caller commits the whole direction (secret, key, iv, sequence 0) once
+  // every step succeeded, so a failure never leaves a new sequence 0 beside an old key.
+  std::memcpy(out.secret.data(), secret, hash_len_);
+  out.sequence = 0;
+  return expand_label(out.secret.data(), hash_len_, "key", out.key.data(), key_len()) &&
+         expand_label(out.secret.data(), hash_len_, "iv", out.iv.data(), out.iv.size());
+}
+
 bool Tls13Records::set_secret(Direction& d, const unsigned char* secret) {
-  std::memcpy(d.secret.data(), secret, hash_len_);
-  d.sequence = 0;
-  return expand_label(d.secret.data(), hash_len_, "key", d.key.data(), key_len()) &&
-         expand_label(d.secret.data(), hash_len_, "iv", d.iv.data(), d.iv.size());
+  Direction next;
+  const bool ok = derive(secret, next);
+  if (ok) d = next;
+  OPENSSL_cleanse(&next, sizeof next);
+  return ok;
+}
+
+bool Tls13Records::derive_next_generation(const Direction& d, Direction& out) const {
+  std::array<unsigned char, 48> next{};
+  const bool ok = expand_label(d.secret.data(), hash_len_, "traffic upd", next.data(), hash_len_) &&
+                  derive(next.data(), out);
+  OPENSSL_cleanse(next.data(), next.size());
+  return ok;
 }
 
 bool Tls13Records::next_generation(Direction& d) {
-  std::array<unsigned char, 48> next{};
-  const bool ok = expand_label(d.secret.data(), hash_len_, "traffic upd", next.data(), hash_len_) &&
-                  set_secret(d, next.data());
-  OPENSSL_cleanse(next.data(), next.size());
+  Direction next;
+  const bool ok = derive_next_generation(d, next);
+  if (ok) d = next;
+  OPENSSL_cleanse(&next, sizeof next);
   return ok;
 }
 
@@ -382,7 +412,11 @@ TlsStep Tls13Records::read(int fd, void* data, std::size_t size) {
     }
     ++read_.sequence;
     header_have_ = 0;
-    // TLSInnerPlaintext: content, the real type, zero padding.
+    // TLSInnerPlaintext: content, the real type, zero padding. RFC 8446 §5.4: the whole of it,
+    // padding included, is at most 2^14 + 1 bytes.
+    if (sealed > kMaxPlaintext + 1) {
+      return fail(Tls13Errc::record_overflow, kAlertRecordOverflow, fd);
+    }
     std::size_t end = sealed;
     while (end > 0 && record_[end - 1] == 0) --end;
     if (end == 0) return fail(Tls13Errc::unexpected_message, kAlertUnexpectedMessage, fd);
@@ -456,9 +490,16 @@ TlsStep Tls13Records::write(int fd, const void* data, std::size_t size) {
     out_ = std::make_unique_for_overwrite<unsigned char[]>(key_update + sealed_size(n));
     out_len_ = out_sent_ = 0;
     if (key_update_due_) {
-      // Ours goes out under the current keys, then every later record uses the next ones.
+      // Ours goes out under the current keys, then every later record uses the next ones. The
+      // next keys are derived first: if that fails nothing was sealed, and the alert goes out
+      // under the current keys at the next unused sequence number.
       const unsigned char message[5] = {kKeyUpdate, 0, 0, 1, 0};  // update_not_requested
-      if (!seal_record(kHandshake, message, sizeof message) || !next_generation(write_)) {
+      Direction next;
+      const bool ok = derive_next_generation(write_, next) &&
+                      seal_record(kHandshake, message, sizeof message);
+      if (ok) write_ = next;
+      OPENSSL_cleanse(&next, sizeof next);
+      if (!ok) {
         out_.reset();
         return fail(Tls13Errc::crypto_failure, kAlertInternalError, fd);
       }

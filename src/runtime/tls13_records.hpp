@@ -21,13 +21,16 @@
 ///
 /// Records: reads take the 5-byte header, then the record into a buffer allocated for it (freed
 /// once its plaintext is consumed, so an idle connection holds no buffer), open it with
-/// nonce = iv XOR sequence and the header as additional data, strip the padding and dispatch on
+/// nonce = iv XOR sequence and the header as additional data, refuse a TLSInnerPlaintext over
+/// 2^14 + 1 bytes (padding included, RFC 8446 §5.4), strip the padding and dispatch on
 /// the inner content type: application data to the caller, close_notify as end of stream, any
 /// other alert as an error, KeyUpdate (RFC 8446 §4.6.3) by moving the read keys forward (and,
 /// if the peer asked, sending our own KeyUpdate before our next record), anything else as
 /// unexpected_message. Writes seal up to 2^14 bytes per record into a buffer that lives until
-/// the record has left. Errors are fatal; where RFC 8446 requires it, the matching alert is
-/// sent (one try, never waiting).
+/// the record has left. New keys (take-over, KeyUpdate) are derived into temporaries and
+/// replace a direction's key, iv and sequence number only when every derivation succeeded, so a
+/// failed derivation cannot reuse a nonce. Errors are fatal; where RFC 8446 requires it, the
+/// matching alert is sent (one try, never waiting).
 ///
 /// Thread: like TlsStream, one thread; one read and one write (or shutdown) may be pending.
 #include <openssl/ssl.h>
@@ -88,6 +91,10 @@ class Tls13Records {
   /// Sends close_notify once (completes at once when already sent or after a fatal error).
   detail::TlsStep shutdown(int fd);
 
+  /// Makes a key derivation (HKDF-Expand-Label) fail, as an EVP failure would: the one after
+  /// `after` more have succeeded; -1 turns it off. Process-wide; for tests only.
+  static void fail_key_derivation_for_test(int after);
+
  private:
   struct Direction {
     std::array<unsigned char, 48> secret{};
@@ -98,8 +105,13 @@ class Tls13Records {
   enum class Suite : std::uint8_t { aes128gcm, aes256gcm, chacha20poly1305 };
 
   Tls13Records(Suite suite, std::size_t hash_len) : suite_(suite), hash_len_(hash_len) {}
-  bool set_secret(Direction& d, const unsigned char* secret);  // derives key and iv
-  bool next_generation(Direction& d);                           // "traffic upd"
+  // Key and iv from `secret` into `out` (sequence 0); `out` is scratch on failure.
+  bool derive(const unsigned char* secret, Direction& out) const;
+  // The "traffic upd" generation after `d`, into `out`.
+  bool derive_next_generation(const Direction& d, Direction& out) const;
+  // Both replace `d` only when every derivation succeeded; on failure `d` is unchanged.
+  bool set_secret(Direction& d, const unsigned char* secret);
+  bool next_generation(Direction& d);
   std::size_t key_len() const noexcept { return suite_ == Suite::aes128gcm ? 16 : 32; }
 
   detail::TlsStep fail(boost::system::error_code ec, int alert = -1, int fd = -1);

@@ -14,7 +14,10 @@
 #include <netinet/tcp.h>
 
 #include <algorithm>
+#include <future>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "core/log.hpp"
@@ -39,6 +42,11 @@ using TlsStream = runtime::TlsStream;
 using WsStream = websocket::stream<TlsStream>;
 
 namespace {
+
+// Bytes asked of the WebSocket per read: a 1 MB record arrives in 16 reads.
+constexpr std::size_t kReadChunkBytes = 64 * 1024;
+// After a message that grew the read buffer past this, the buffer is released.
+constexpr std::size_t kKeepReadBufferBytes = 64 * 1024;
 
 inline auto use_ec(boost::system::error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
@@ -82,6 +90,7 @@ struct SessionHandle {
   bool reading = false;  // an async_read is pending and no write is: a close may start now
   WsStream* ws = nullptr;
   runtime::Deadline* deadline = nullptr;
+  const beast::flat_buffer* frame = nullptr;  // the read buffer (read_buffer_capacity_for_test)
 };
 
 struct VehicleServer::Shared {
@@ -95,10 +104,13 @@ struct VehicleServer::Shared {
   std::atomic<std::uint64_t> handshakes{0};
   std::atomic<std::int64_t> last_handshake_log_ms{0};
   std::atomic<std::uint64_t> handshake_errors_unlogged{0};
+  std::atomic<std::int64_t> last_identity_refused_log_ms{0};
   const std::vector<dispatch::Dispatcher*>* connectivity_route = nullptr;
+  std::mutex identities_mutex;  // guards open_per_identity (connect and disconnect only)
+  std::unordered_map<std::string, std::size_t> open_per_identity;  // device_id -> sessions
 
   Shared(runtime::ShardPool& p, asio::ssl::context& t, LinkOptions o, core::MetricsRegistry& m)
-      : pool(p), tls(t), opt(std::move(o)), metrics(m) {
+      : pool(p), tls(t), opt(std::move(o)), metrics(m, opt.pipeline.configured_record_types) {
     auto it = opt.routes.find("connectivity");
     if (it != opt.routes.end()) connectivity_route = &it->second;
   }
@@ -123,6 +135,24 @@ struct VehicleServer::Shared {
               more ? fmt::format(" (and {} more in the last 10 s)", more) : "");
   }
 
+  // Takes one of the identity's max_connections_per_identity slots; false when all are taken.
+  bool acquire_identity(const std::string& device_id) {
+    std::lock_guard lock(identities_mutex);
+    auto& n = open_per_identity[device_id];
+    if (n >= opt.max_connections_per_identity) {
+      if (n == 0) open_per_identity.erase(device_id);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+
+  void release_identity(const std::string& device_id) {
+    std::lock_guard lock(identities_mutex);
+    auto it = open_per_identity.find(device_id);
+    if (it != open_per_identity.end() && --it->second == 0) open_per_identity.erase(it);
+  }
+
   void emit_connectivity(const pipeline::SocketContext& ctx, int status) {
     if (connectivity_route == nullptr) return;
     auto record = pipeline::make_connectivity_record(ctx, status, unix_ns());
@@ -145,15 +175,18 @@ namespace {
 template <class SharedT, class ShardT>
 asio::awaitable<bool> handle_frame(SharedT& sh, ShardT& st, WsStream& ws,
                                    const pipeline::SocketContext& ctx, RateLimiter& limiter,
-                                   std::span<const std::uint8_t> frame) {
+                                   std::span<const std::uint8_t> frame, bool oversize) {
   auto& m = sh.metrics;
   const auto& opt = sh.opt;
-  auto outcome = pipeline::process(frame, ctx, opt.pipeline, unix_ms());
+  // An oversize message was discarded while it was read (spec §4 step 2 needs only its size).
+  auto outcome = oversize ? pipeline::Outcome{.kind = pipeline::OutcomeKind::TooBig}
+                          : pipeline::process(frame, ctx, opt.pipeline, unix_ms());
 
   // spec §4 step 1: the limiter is asked first; a refusal only counts unless limiting is on.
   if (!limiter.allow(RateLimiter::Clock::now())) {
     const bool ok = outcome.kind == pipeline::OutcomeKind::Ok;
-    const std::string type = ok ? outcome.record.tx_type : "";
+    // The topic is the vehicle's text: only known or configured types become label values.
+    const std::string& type = m.record_type_label(ok ? outcome.record.tx_type : "");
     const double signals = ok ? outcome.record.signals_count() : 0;
     m.signal_count.with({type}).add(signals);
     if (sh.tracked(ctx.vin)) m.vin_signal_count.with({type, ctx.vin}).add(signals);
@@ -211,7 +244,8 @@ asio::awaitable<bool> handle_frame(SharedT& sh, ShardT& st, WsStream& ws,
   if (deferred && reliable_ok) {
     // spec §9: counted when the ACK is queued to the live socket.
     replies.push_back(wire::build_ack(outcome.txid, outcome.record.tx_type));
-    m.reliable_ack.with({outcome.record.tx_type, std::string(reliable->name())}).inc();
+    m.reliable_ack.with({m.record_type_label(outcome.record.tx_type), std::string(reliable->name())})
+        .inc();
   }
   runtime::Deadline deadline(ws.next_layer());
   for (const auto& reply : replies) {
@@ -222,7 +256,9 @@ asio::awaitable<bool> handle_frame(SharedT& sh, ShardT& st, WsStream& ws,
     if (ec) {
       m.socket_err_total.inc();
       if (deferred && reliable_ok)
-        m.reliable_ack_miss.with({outcome.record.tx_type, std::string(reliable->name())}).inc();
+        m.reliable_ack_miss
+            .with({m.record_type_label(outcome.record.tx_type), std::string(reliable->name())})
+            .inc();
       co_return false;
     }
   }
@@ -316,6 +352,27 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
     co_return;
   }
 
+  // Per-identity cap (extension, docs/config.md): the new connection is refused, with close
+  // code 1013 (try again later), so the vehicle's established sessions keep their data flowing.
+  if (!sh->acquire_identity(identity->device_id)) {
+    sh->metrics.connections_per_identity_refused.inc();
+    // At most one line per 10 s: a vehicle in a reconnect loop must not flood the log.
+    const auto now = unix_ms();
+    auto last = sh->last_identity_refused_log_ms.load();
+    if (now - last >= 10'000 && sh->last_identity_refused_log_ms.compare_exchange_strong(last, now))
+      sh->log->warn("[vin={}] refused a connection from {}: {} connections with this certificate "
+                    "are open (max_connections_per_identity; see "
+                    "teslasync_link_connections_per_identity_refused_total for the count)",
+                    identity->device_id, peer, sh->opt.max_connections_per_identity);
+    runtime::Deadline refuse_deadline(ws.next_layer());
+    refuse_deadline.arm(std::chrono::seconds(2));
+    co_await ws.async_close(websocket::close_reason(websocket::close_code::try_again_later),
+                            use_ec(ec));
+    refuse_deadline.disarm();
+    ws.next_layer().close(ec);
+    co_return;
+  }
+
   pipeline::SocketContext ctx{
       .vin = identity->device_id,
       .sender_id = identity->sender_id(),
@@ -334,22 +391,41 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   sh->emit_connectivity(ctx, 1);
 
   RateLimiter limiter(sh->opt.rate_limit.message_limit, sh->opt.rate_limit.interval);
-  beast::flat_buffer frame;
+  // Holds at most one record (spec §4 step 2: 1,000,000 bytes) plus one read; the rest of a
+  // larger message is read and dropped as it arrives.
+  beast::flat_buffer frame(wire::kMaxFrameBytes + kReadChunkBytes);
+  handle.frame = &frame;
   while (!handle.closing) {
     handle.reading = true;
-    co_await ws.async_read(frame, use_ec(ec));
+    bool oversize = false;
+    bool text = false;
+    do {
+      co_await ws.async_read_some(frame, kReadChunkBytes, use_ec(ec));
+      if (ec) break;
+      if (!ws.got_binary()) {
+        text = true;
+        break;
+      }
+      if (oversize || frame.size() > wire::kMaxFrameBytes) {
+        oversize = true;
+        frame.consume(frame.size());
+      }
+    } while (!ws.is_message_done());
     handle.reading = false;
     if (ec) break;
-    if (!ws.got_binary()) {
+    if (text) {
       // spec §2.5: a TEXT message ends the session: no reply, no close frame.
       sh->metrics.text_frame_closed.inc();
       break;
     }
+    if (oversize) sh->metrics.oversize_frames_discarded.inc();
     const auto data = frame.cdata();
     const bool alive = co_await handle_frame(
         *sh, *st, ws, ctx, limiter,
-        std::span(static_cast<const std::uint8_t*>(data.data()), data.size()));
+        std::span(static_cast<const std::uint8_t*>(data.data()), data.size()), oversize);
     frame.consume(frame.size());
+    // An idle vehicle should not keep the memory of its largest message.
+    if (frame.capacity() > kKeepReadBufferBytes) frame.shrink_to_fit();
     if (!alive) break;
   }
   if (handle.closing && ws.is_open()) {
@@ -360,6 +436,7 @@ asio::awaitable<void> session(std::shared_ptr<SharedT> sh, std::shared_ptr<Shard
   close_deadline.disarm();
   ws.next_layer().close(ec);
   st->sessions.erase(&handle);
+  sh->release_identity(ctx.vin);
   sh->metrics.connections.fetch_sub(1);
   sh->log->debug("[c={} vin={}] disconnected", ctx.socket_id, ctx.vin);
   sh->emit_connectivity(ctx, 2);
@@ -434,6 +511,21 @@ std::uint16_t VehicleServer::port() const { return shared_->port; }
 std::int64_t VehicleServer::connections() const { return shared_->metrics.connections.load(); }
 
 std::uint64_t VehicleServer::handshakes() const { return shared_->handshakes.load(); }
+
+std::size_t VehicleServer::read_buffer_capacity_for_test() {
+  std::size_t total = 0;
+  for (auto& st : shards_) {
+    std::promise<std::size_t> done;
+    asio::post(st->io, [&st, &done] {
+      std::size_t sum = 0;
+      for (auto* h : st->sessions)
+        if (h->frame != nullptr) sum += h->frame->capacity();
+      done.set_value(sum);
+    });
+    total += done.get_future().get();
+  }
+  return total;
+}
 
 void VehicleServer::shutdown_input() {
   if (shared_->stopping.exchange(true)) return;

@@ -44,8 +44,13 @@ struct LinkOptions {
   /// SSL object (~23 KB per vehicle); false = OpenSSL for the connection's life.
   bool tls_native_records = true;
   /// Messages larger than this end the connection; up to it, spec §4's 1,000,000-byte rule
-  /// answers with ERROR and keeps the connection (docs/compatibility.md).
+  /// answers with ERROR and keeps the connection (docs/compatibility.md). A session buffers at
+  /// most wire::kMaxFrameBytes of a message: the rest of a larger one is read and dropped, and
+  /// a buffer grown past 64 KiB is freed after its message.
   std::size_t max_message_bytes = 8 * 1024 * 1024;
+  /// Open sessions one certificate identity (device_id) may hold; a further connection is
+  /// closed after the upgrade with close code 1013 (extension, docs/config.md).
+  std::size_t max_connections_per_identity = 4;
 };
 
 class VehicleServer {
@@ -60,6 +65,9 @@ class VehicleServer {
   /// TLS handshakes started so far (each allocates and frees ~40 KB; see telemetry-server's
   /// memory trim).
   std::uint64_t handshakes() const;
+  /// Sum of the sessions' read-buffer capacities (bytes), read on each shard; blocks until
+  /// every shard answered, so never call it from a shard thread.
+  std::size_t read_buffer_capacity_for_test();
 
   void shutdown_input();
   /// Returns true when every session ended before the deadline.

@@ -359,6 +359,15 @@ TEST_F(ConfigTest, WorkersExtension) {
   EXPECT_EQ(effective_workers(config), 2U);
 }
 
+TEST_F(ConfigTest, MaxConnectionsPerIdentityExtension) {
+  EXPECT_EQ(parse(with_tls()).config.max_connections_per_identity, 4U);
+  EXPECT_EQ(parse(with_tls(R"("max_connections_per_identity": 1)")).config
+                .max_connections_per_identity,
+            1U);
+  EXPECT_EQ(error_of(with_tls(R"("max_connections_per_identity": 0)")),
+            "max_connections_per_identity: must be an integer in 1..1000 (got 0)");
+}
+
 TEST_F(ConfigTest, LogLevelFollowsLogrus) {
   EXPECT_EQ(parse(with_tls(R"("log_level": "DEBUG")")).config.log_level, "debug");
   EXPECT_EQ(parse(with_tls(R"("log_level": "warning")")).config.log_level, "warn");

@@ -316,3 +316,45 @@ TEST(PkiErrc, IsAnErrorCategoryForBoostAndStd) {
 
 }  // namespace
 }  // namespace ts::pki
+
+namespace ts::pki {
+namespace {
+
+// L10: the device id becomes an MQTT topic level; a CN that would break or widen a topic, or
+// smuggle control characters into logs, is refused at the handshake.
+TEST_F(VectorCertificates, DeviceIdsUnfitForATopicLevelAreRefused) {
+  const std::vector<std::string> bad = {
+      "a/b", "+", "5YJ#", std::string("5YJ\0X", 5), "5YJ\nX", "5YJ\x7f", "5YJ\tX"};
+  for (const auto& cn : bad) {
+    auto leaf = make_leaf({{"CN", cn}}, {kClientAuth}, *main_ca_);
+    auto id = identity_from_leaf(leaf.cert.get());
+    ASSERT_FALSE(id.has_value()) << "CN of " << cn.size() << " bytes was accepted";
+    EXPECT_EQ(id.error(), errc::invalid_device_id);
+    EXPECT_NE(id.error().message().find("invalid device id"), std::string::npos);
+  }
+  // No CN at all gives an empty device id.
+  auto no_cn = make_leaf({{"O", "Peer Test"}}, {kClientAuth}, *main_ca_);
+  auto id = identity_from_leaf(no_cn.cert.get());
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error(), errc::invalid_device_id);
+}
+
+TEST_F(VectorCertificates, DeviceIdOfSixtyFourBytesIsAccepted) {
+  auto leaf = make_leaf({{"CN", std::string(64, 'A')}}, {kClientAuth}, *main_ca_);
+  auto id = identity_from_leaf(leaf.cert.get());
+  ASSERT_TRUE(id.has_value()) << id.error().message();
+  EXPECT_EQ(id->device_id.size(), 64u);
+}
+
+// OpenSSL refuses to encode a CN over 64 characters (ub-common-name), so the length rule is
+// checked on the function itself.
+TEST(DeviceId, Rules) {
+  EXPECT_TRUE(is_valid_device_id("5YJ3E1EA7JF000000"));
+  EXPECT_TRUE(is_valid_device_id("device-1"));
+  EXPECT_FALSE(is_valid_device_id(""));
+  EXPECT_FALSE(is_valid_device_id("a b\x01"));
+  EXPECT_FALSE(is_valid_device_id(std::string(65, 'x')));
+}
+
+}  // namespace
+}  // namespace ts::pki

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/sslerr.h>
 #include <openssl/x509.h>
 #include <unistd.h>
@@ -1156,12 +1158,77 @@ TEST(Tls13Records, WithoutTheKeyLogHookNothingIsTakenOver) {
   EXPECT_NE(pair.server->native_handle(), nullptr);
 }
 
+// The client's application traffic secret, from the client context's key log (the test only).
+std::string g_client_traffic_secret;
+
+void client_keylog(const SSL*, const char* line) {
+  const std::string text(line);
+  if (!text.starts_with("CLIENT_TRAFFIC_SECRET_0 ")) return;
+  const std::string hex = text.substr(text.rfind(' ') + 1);
+  g_client_traffic_secret.clear();
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    g_client_traffic_secret.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+}
+
+// HKDF-Expand-Label(secret, label, "", n) with SHA-256 (RFC 8446 §7.1), for the test's own records.
+std::string expand_label_sha256(const std::string& secret, const std::string& label, std::size_t n) {
+  std::string info;
+  info.push_back(static_cast<char>(n >> 8));
+  info.push_back(static_cast<char>(n));
+  info.push_back(static_cast<char>(6 + label.size()));
+  info += "tls13 " + label;
+  info.push_back('\0');
+  std::string out(n, '\0');
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr);
+  std::size_t len = n;
+  const bool ok =
+      ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 &&
+      EVP_PKEY_CTX_set_hkdf_mode(ctx, EVP_PKEY_HKDEF_MODE_EXPAND_ONLY) == 1 &&
+      EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) == 1 &&
+      EVP_PKEY_CTX_set1_hkdf_key(ctx, reinterpret_cast<const unsigned char*>(secret.data()),
+                                 static_cast<int>(secret.size())) == 1 &&
+      EVP_PKEY_CTX_add1_hkdf_info(ctx, reinterpret_cast<const unsigned char*>(info.data()),
+                                  static_cast<int>(info.size())) == 1 &&
+      EVP_PKEY_derive(ctx, reinterpret_cast<unsigned char*>(out.data()), &len) == 1;
+  EVP_PKEY_CTX_free(ctx);
+  EXPECT_TRUE(ok);
+  return out;
+}
+
+// The client's first application record (sequence 0) carrying `inner` (TLSInnerPlaintext:
+// content, type, padding) under TLS_AES_128_GCM_SHA256, sealed by the test itself.
+std::string seal_first_client_record(const std::string& inner) {
+  const std::string key = expand_label_sha256(g_client_traffic_secret, "key", 16);
+  const std::string iv = expand_label_sha256(g_client_traffic_secret, "iv", 12);  // xor 0
+  const std::size_t length = inner.size() + 16;
+  std::string record = {'\x17', '\x03', '\x03', static_cast<char>(length >> 8),
+                        static_cast<char>(length)};
+  std::string body(inner.size(), '\0'), tag(16, '\0');
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int n = 0;
+  auto u = [](const std::string& x) { return reinterpret_cast<const unsigned char*>(x.data()); };
+  auto w = [](std::string& x) { return reinterpret_cast<unsigned char*>(x.data()); };
+  const bool ok =
+      EVP_EncryptInit_ex2(ctx, EVP_aes_128_gcm(), u(key), u(iv), nullptr) == 1 &&
+      EVP_EncryptUpdate(ctx, nullptr, &n, u(record), 5) == 1 &&
+      EVP_EncryptUpdate(ctx, w(body), &n, u(inner), static_cast<int>(inner.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx, w(body) + n, &n) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, w(tag)) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  EXPECT_TRUE(ok);
+  return record + body + tag;
+}
+
 // Raw bytes written under the client's TLS: the server must refuse them, say why with the
-// matching alert, and fail every later call the same way.
-void expect_refused(const std::string& raw, error_code expected, const char* client_sees) {
+// matching alert, and fail every later call the same way. `make_raw` runs after the handshake
+// (the client's key log has run by then).
+void expect_refused(const std::function<std::string()>& make_raw, error_code expected,
+                    const char* client_sees) {
   asio::io_context io;
-  TakenOver pair(io);
+  TakenOver pair(io, "TLS_AES_128_GCM_SHA256");
+  SSL_CTX_set_keylog_callback(pair.client_ctx.native_handle(), client_keylog);
   ASSERT_TRUE(pair.start(io));
+  const std::string raw = make_raw();
   asio::write(pair.client->next_layer(), asio::buffer(raw));
   error_code ec, again_ec, client_ec;
   Tasks tasks(io);
@@ -1182,6 +1249,10 @@ void expect_refused(const std::string& raw, error_code expected, const char* cli
   EXPECT_NE(client_ec.message().find(client_sees), std::string::npos) << client_ec.message();
 }
 
+void expect_refused(const std::string& raw, error_code expected, const char* client_sees) {
+  expect_refused([&raw] { return raw; }, expected, client_sees);
+}
+
 TEST(Tls13Records, ForgedRecordFailsWithBadRecordMac) {
   std::string raw = "\x17\x03\x03";
   raw += std::string("\x00\x20", 2) + random_bytes(32, 7);
@@ -1191,6 +1262,74 @@ TEST(Tls13Records, ForgedRecordFailsWithBadRecordMac) {
 TEST(Tls13Records, OversizeRecordFailsWithRecordOverflow) {
   expect_refused(std::string("\x17\x03\x03\x41\x01", 5) + random_bytes(64, 8),
                  Tls13Errc::record_overflow, "record overflow");
+}
+
+TEST(Tls13Records, PaddingPastTheInnerPlaintextLimitFailsWithRecordOverflow) {
+  // RFC 8446 §5.4: TLSInnerPlaintext (content, type and padding) is at most 2^14 + 1 bytes.
+  // 2^14 bytes of data, the type and 16 bytes of padding fit the ciphertext limit but not this.
+  expect_refused(
+      [] { return seal_first_client_record(std::string(16384, 'a') + '\x17' + std::string(16, '\0')); },
+      Tls13Errc::record_overflow, "record overflow");
+}
+
+TEST(Tls13Records, TestSealedRecordWithPaddingWithinTheLimitIsRead) {
+  // The control for the test above: the same sealing, within the limit, is plain data.
+  asio::io_context io;
+  TakenOver pair(io, "TLS_AES_128_GCM_SHA256");
+  SSL_CTX_set_keylog_callback(pair.client_ctx.native_handle(), client_keylog);
+  ASSERT_TRUE(pair.start(io));
+  asio::write(pair.client->next_layer(),
+              asio::buffer(seal_first_client_record(std::string(16383, 'a') + '\x17' + '\0')));
+  std::string got(16383, '\0');
+  error_code ec;
+  Tasks tasks(io);
+  tasks.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_read(*pair.server, asio::buffer(got), use_ec(ec));
+  });
+  ASSERT_TRUE(tasks.run());
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, std::string(16383, 'a'));
+}
+
+TEST(Tls13Records, FailedKeyDerivationForOurKeyUpdateSendsTheAlertUnderTheCurrentKeys) {
+  // L2: the client asks for a KeyUpdate; deriving our next write key fails. The alert must be
+  // sealed under the keys the client still uses, at the next sequence number: then the client
+  // reads "internal error". Before the fix the sequence number was reset to 0 before the
+  // derivation, so the alert reused the first nonce of the old key (the client saw a bad MAC).
+  asio::io_context io;
+  TakenOver pair(io, "TLS_AES_128_GCM_SHA256");
+  ASSERT_TRUE(pair.start(io));
+  ASSERT_EQ(SSL_key_update(pair.client->native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
+  {
+    Tasks tasks(io);
+    tasks.spawn([&] { return echo_back(*pair.server, kSmallSizes); });
+    tasks.spawn([&] { return send_and_check(*pair.client, kSmallSizes, 90); });
+    ASSERT_TRUE(tasks.run());
+    io.restart();
+  }
+  ASSERT_EQ(SSL_key_update(pair.client->native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
+  error_code read_ec, write_ec, client_ec;
+  {
+    Tasks tasks(io);
+    tasks.spawn([&]() -> asio::awaitable<void> {
+      char byte = 0;
+      co_await pair.server->async_read_some(asio::buffer(&byte, 1), use_ec(read_ec));
+      // The read moved the read keys; the next derivation pair is "traffic upd", then "key".
+      Tls13Records::fail_key_derivation_for_test(1);
+      co_await pair.server->async_write_some(asio::buffer("x", 1), use_ec(write_ec));
+      Tls13Records::fail_key_derivation_for_test(-1);
+    });
+    tasks.spawn([&]() -> asio::awaitable<void> {
+      co_await asio::async_write(*pair.client, asio::buffer("y", 1), use_ec(client_ec));
+      char byte = 0;
+      co_await pair.client->async_read_some(asio::buffer(&byte, 1), use_ec(client_ec));
+    });
+    ASSERT_TRUE(tasks.run());
+  }
+  Tls13Records::fail_key_derivation_for_test(-1);
+  EXPECT_FALSE(read_ec) << read_ec.message();
+  EXPECT_EQ(write_ec, Tls13Errc::crypto_failure) << write_ec.message();
+  EXPECT_NE(client_ec.message().find("internal error"), std::string::npos) << client_ec.message();
 }
 
 TEST(Tls13Records, PlaintextRecordTypeAfterTheHandshakeIsUnexpected) {
