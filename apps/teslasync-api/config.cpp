@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <span>
 
+#include "signal/vin.hpp"
+
 namespace ts::api {
 namespace {
 
@@ -211,7 +213,8 @@ const Variable kVariables[] = {
      }},
     {"FLEET_TELEMETRY_BATCH_MAX_MESSAGES", "256", "messages per batch at most",
      [](Config& c, std::string_view v) { return parse_int(v, c.batch_max_messages, 1, 1'000'000); }},
-    {"TESLASYNC_VEHICLES", "(none)", "comma-separated VINs to register at start",
+    {"TESLASYNC_VEHICLES", "(none)",
+     "comma-separated VINs to register at start (each 1-32 letters and digits)",
      [](Config& c, std::string_view v) -> Error {
        c.vehicles.clear();
        while (!v.empty()) {
@@ -219,6 +222,9 @@ const Variable kVariables[] = {
          auto vin = v.substr(0, comma);
          while (!vin.empty() && vin.front() == ' ') vin.remove_prefix(1);
          while (!vin.empty() && vin.back() == ' ') vin.remove_suffix(1);
+         if (!vin.empty() && !signal::valid_vin(vin)) {
+           return fmt::format("{:?} is not a VIN ({})", vin, signal::kVinRule);
+         }
          if (!vin.empty()) c.vehicles.emplace_back(vin);
          v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
        }
