@@ -276,7 +276,9 @@ const Variable kVariables[] = {
        c.client_secret = v;
        return {};
      }},
-    {"TESLA_REFRESH_TOKEN", "(none)", "the vehicle owner's OAuth refresh token (polling vehicle_data)",
+    {"TESLA_REFRESH_TOKEN", "(none)",
+     "the vehicle owner's OAuth refresh token (polling vehicle_data); Tesla rotates it and the "
+     "rotated one is saved, but a changed value here wins at the next start",
      [](Config& c, std::string_view v) -> Error {
        c.refresh_token = v;
        return {};

@@ -207,20 +207,21 @@ int run(const Config& config) {
   if (bus) bus->start();
 
   // ---- Fleet API and polling ----
+  std::unique_ptr<RefreshTokenStore> refresh_tokens;  // outlives the client that calls it
   std::unique_ptr<fleet_api::Client> fleet;
   std::unique_ptr<FleetVehicleSource> source;
   std::unique_ptr<polling::Poller> poller;
   if (!config.fleet_api_base_url.empty()) {
-    std::string refresh = config.refresh_token;
-    if (auto saved = db.get_setting("tesla_refresh_token"); saved && *saved) refresh = **saved;
+    refresh_tokens = std::make_unique<RefreshTokenStore>(db, &metrics);
+    const std::string refresh = load_refresh_token(db, config.refresh_token, *refresh_tokens);
     fleet = std::make_unique<fleet_api::Client>(fleet_api::ClientOptions{
         .base_url = config.fleet_api_base_url,
         .auth_url = config.auth_base_url,
         .client_id = config.client_id,
         .client_secret = config.client_secret,
         .user_refresh_token = refresh,
-        .on_user_token = [&db](const fleet_api::Token& t) {
-          if (!t.refresh_token.empty()) (void)db.set_setting("tesla_refresh_token", t.refresh_token);
+        .on_user_token = [&store = *refresh_tokens](const fleet_api::Token& t) {
+          if (!t.refresh_token.empty()) store.save(t.refresh_token);
         },
         .metrics = &metrics});
     source = std::make_unique<FleetVehicleSource>(*fleet);
