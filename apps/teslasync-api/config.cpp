@@ -92,7 +92,8 @@ const Variable kVariables[] = {
        return {};
      }},
     {"TESLASYNC_API_TOKEN", "(generated)",
-     "admin API token to use instead of the one generated at first start (at least 16 characters)",
+     "admin API token from the environment (at least 16 characters); when set, none is generated "
+     "at first start, and tokens already stored stay valid until revoked",
      [](Config& c, std::string_view v) -> Error {
        if (v.size() < 16) return "must be at least 16 characters";
        c.api_token = v;

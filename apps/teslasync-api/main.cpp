@@ -57,26 +57,6 @@ class DatabaseWriter final : public ingest::BatchWriter {
   storage::Database& db_;
 };
 
-/// The admin token: TESLASYNC_API_TOKEN, else the tokens in the database, else a new one written
-/// to <data dir>/admin-token on this (first) start.
-void set_up_tokens(const Config& config, storage::Database& db, TokenAuth& tokens) {
-  auto logger = log::get("http");
-  if (!config.api_token.empty()) tokens.add_hash(token_hash(config.api_token));
-  auto stored = db.list_tokens();
-  if (!stored) throw std::runtime_error("reading API tokens: " + stored.error().message());
-  for (const auto& t : *stored) tokens.add_hash(t.sha256_hex);
-  if (!stored->empty() || !config.api_token.empty()) return;
-  const auto token = generate_token();
-  auto created = db.create_token("admin", token_hash(token), signal::now());
-  if (!created) throw std::runtime_error("storing the admin token: " + created.error().message());
-  const auto path = std::filesystem::path(config.data_dir) / "admin-token";
-  write_secret_file(path, token);
-  tokens.add_hash(token_hash(token));
-  logger->info("first start: created an admin API token and wrote it to {} (mode 0600); send it "
-               "as 'Authorization: Bearer <token>'",
-               std::filesystem::absolute(path).string());
-}
-
 /// The public key to serve, or "" when none is configured. Refuses private keys.
 std::string load_public_key(const Config& config) {
   if (config.public_key_file.empty()) return {};
@@ -150,7 +130,7 @@ int run(const Config& config) {
                db.backend());
 
   TokenAuth tokens;
-  set_up_tokens(config, db, tokens);
+  auto token_usage = set_up_tokens(config, db, tokens);
   const std::string public_key = load_public_key(config);
 
   VinRegistry vins;
