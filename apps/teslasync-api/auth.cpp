@@ -7,6 +7,7 @@
 #include "storage/database.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <unistd.h>
@@ -89,13 +90,14 @@ std::optional<std::string> cookie_token(std::string_view cookies) {
 void TokenAuth::add(std::string hash, std::int64_t id, std::string name,
                     std::optional<signal::Timestamp> last_used_at) {
   std::lock_guard lock(mutex_);
-  by_hash_[std::move(hash)] = TokenInfo{.id = id, .name = std::move(name), .last_used_at = last_used_at};
+  by_hash_[std::move(hash)] =
+      TokenInfo{.id = id, .name = std::move(name), .last_used_at = last_used_at};
 }
 
 void TokenAuth::add_environment(std::string hash) {
   std::lock_guard lock(mutex_);
-  by_hash_[std::move(hash)] = TokenInfo{
-      .id = kEnvironmentTokenId, .name = "TESLASYNC_API_TOKEN", .environment = true};
+  by_hash_[std::move(hash)] =
+      TokenInfo{.id = kEnvironmentTokenId, .name = "TESLASYNC_API_TOKEN", .environment = true};
 }
 
 bool TokenAuth::remove(std::int64_t id) {
@@ -221,8 +223,8 @@ bool came_over_tls(const http::Request& request) {
 }
 
 std::string session_cookie(std::string_view token, bool secure) {
-  return std::string(kTokenCookie) + "=" + std::string(token) + "; Path=/; HttpOnly; SameSite=Strict" +
-         (secure ? "; Secure" : "");
+  return std::string(kTokenCookie) + "=" + std::string(token) +
+         "; Path=/; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "");
 }
 
 std::string clear_session_cookie(bool secure) {
@@ -246,8 +248,9 @@ Result<std::string> authenticate(TokenAuth& tokens, const http::Request& request
   // grant, and cannot forge Origin).
   if (!is_json_content_type(request.header("Content-Type")) || !same_origin(request)) {
     throw http::Error(http::errc::forbidden,
-                      "cookie authentication needs Content-Type: application/json and a same-origin "
-                      "Origin for " + request.method + "; use a bearer token otherwise");
+                      fmt::format("cookie authentication of {} needs Content-Type: application/json "
+                                  "and a same-origin Origin; use a bearer token otherwise",
+                                  request.method));
   }
   return who->name;
 }
@@ -280,7 +283,8 @@ TokenUsageWriter::~TokenUsageWriter() {
 void TokenUsageWriter::flush() {
   for (const auto& [id, at] : tokens_.take_usage()) {
     if (auto r = db_.touch_token(id, at); !r) {
-      log::get("http")->warn("recording the use of API token {} failed: {}", id, r.error().message());
+      log::get("http")->warn("recording the use of API token {} failed: {}", id,
+                             r.error().message());
     }
   }
 }
@@ -293,9 +297,10 @@ std::unique_ptr<TokenUsageWriter> set_up_tokens(const Config& config, storage::D
   if (!stored) throw std::runtime_error("reading API tokens: " + stored.error().message());
   for (const auto& t : *stored) tokens.add(t.sha256_hex, t.id, t.name, t.last_used_at);
   if (!stored->empty() && !config.api_token.empty()) {
-    logger->info("TESLASYNC_API_TOKEN is set and {} stored API token(s) stay valid too; list them "
-                 "with GET /api/v1/tokens, revoke with DELETE /api/v1/tokens/{{id}}",
-                 stored->size());
+    logger->info(
+        "TESLASYNC_API_TOKEN is set and {} stored API token(s) stay valid too; list them "
+        "with GET /api/v1/tokens, revoke with DELETE /api/v1/tokens/{{id}}",
+        stored->size());
   }
   if (stored->empty() && config.api_token.empty()) {
     const auto token = generate_token();
@@ -304,9 +309,10 @@ std::unique_ptr<TokenUsageWriter> set_up_tokens(const Config& config, storage::D
     const auto path = std::filesystem::path(config.data_dir) / "admin-token";
     write_secret_file(path, token);
     tokens.add(token_hash(token), created->id, created->name);
-    logger->info("first start: created an admin API token and wrote it to {} (mode 0600); send it "
-                 "as 'Authorization: Bearer <token>'",
-                 std::filesystem::absolute(path).string());
+    logger->info(
+        "first start: created an admin API token and wrote it to {} (mode 0600); send it "
+        "as 'Authorization: Bearer <token>'",
+        std::filesystem::absolute(path).string());
   }
   return std::make_unique<TokenUsageWriter>(tokens, db);
 }

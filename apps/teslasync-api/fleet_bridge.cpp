@@ -126,11 +126,12 @@ RefreshTokenStore::RefreshTokenStore(Write write, core::MetricsRegistry* metrics
 }
 
 RefreshTokenStore::RefreshTokenStore(storage::Database& db, core::MetricsRegistry* metrics)
-    : RefreshTokenStore(
-          [&db](std::string_view key, std::string_view value) { return db.set_setting(key, value); },
-          metrics) {}
+    : RefreshTokenStore([&db](std::string_view key,
+                              std::string_view value) { return db.set_setting(key, value); },
+                        metrics) {}
 
-bool RefreshTokenStore::save(std::string_view refresh_token, std::optional<std::string> seed_sha256) {
+bool RefreshTokenStore::save(std::string_view refresh_token,
+                             std::optional<std::string> seed_sha256) {
   std::lock_guard lock(mutex_);
   auto logger = log::get("poller");
   for (std::size_t attempt = 0;; ++attempt) {
@@ -144,10 +145,11 @@ bool RefreshTokenStore::save(std::string_view refresh_token, std::optional<std::
     failures_->inc();
     if (attempt >= backoff_.size()) {
       pending_ = true;
-      logger->error("saving the rotated Tesla refresh token failed {} times ({}); it is in memory "
-                    "only and is saved with the next token refresh. A restart before then needs a "
-                    "new TESLA_REFRESH_TOKEN",
-                    attempt + 1, r.error().message());
+      logger->error(
+          "saving the rotated Tesla refresh token failed {} times ({}); it is in memory "
+          "only and is saved with the next token refresh. A restart before then needs a "
+          "new TESLA_REFRESH_TOKEN",
+          attempt + 1, r.error().message());
       return false;
     }
     logger->error("saving the rotated Tesla refresh token failed ({}); retrying in {} ms",
@@ -179,7 +181,8 @@ std::string load_refresh_token(storage::Database& db, std::string_view env_token
   auto choice = choose_refresh_token(env_token, saved, seed);
   if (choice.save_token) {
     if (saved && !saved->empty()) {
-      logger->info("TESLA_REFRESH_TOKEN changed since the saved token was seeded from it: using it");
+      logger->info(
+          "TESLA_REFRESH_TOKEN changed since the saved token was seeded from it: using it");
     }
     store.save(choice.token, token_hash(env_token));
   } else if (choice.save_seed) {

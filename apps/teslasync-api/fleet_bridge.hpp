@@ -1,8 +1,8 @@
 #pragma once
 /// The Fleet API as the poller and the diagnostics see it.
 #include <chrono>
-#include <mutex>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,9 +62,9 @@ class RefreshTokenStore {
   using Sleep = std::function<void(std::chrono::milliseconds)>;
 
   RefreshTokenStore(Write write, core::MetricsRegistry* metrics,
-                    std::vector<std::chrono::milliseconds> backoff = {std::chrono::milliseconds(200),
-                                                                      std::chrono::seconds(1),
-                                                                      std::chrono::seconds(3)},
+                    std::vector<std::chrono::milliseconds> backoff =
+                        {std::chrono::milliseconds(200), std::chrono::seconds(1),
+                         std::chrono::seconds(3)},
                     Sleep sleep = nullptr);
   /// Over `db.set_setting`.
   RefreshTokenStore(storage::Database& db, core::MetricsRegistry* metrics);

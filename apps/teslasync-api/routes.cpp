@@ -62,7 +62,8 @@ T stored(Result<T> r, std::string_view what) {
 /// cookie-authenticated requests must declare it anyway (auth.hpp, CSRF rule).
 boost::json::object json_body(const Request& r) {
   if (auto type = r.header("Content-Type"); type && !is_json_content_type(type)) {
-    throw http::Error(errc::unsupported_media_type, "the body must be sent as Content-Type: application/json");
+    throw http::Error(errc::unsupported_media_type,
+                      "the body must be sent as Content-Type: application/json");
   }
   boost::system::error_code ec;
   auto doc = boost::json::parse(r.body, ec);
@@ -223,10 +224,12 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
               }
             }
             const auto token = generate_token();
-            auto created = stored(s.db.create_token(name->as_string(), token_hash(token), signal::now()),
-                                  "create API token");
+            auto created =
+                stored(s.db.create_token(name->as_string(), token_hash(token), signal::now()),
+                       "create API token");
             s.tokens.add(created.sha256_hex, created.id, created.name);
-            auto out = token_json(created.id, created.name, false, created.created_at, std::nullopt);
+            auto out =
+                token_json(created.id, created.name, false, created.created_at, std::nullopt);
             out.pop_back();
             out += ",\"token\":";
             append_json_string(out, token);
@@ -245,12 +248,14 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
            }
            if (id == kEnvironmentTokenId && s.tokens.environment_token()) {
              throw http::Error(errc::conflict,
-                               "token 0 is TESLASYNC_API_TOKEN from the environment: unset or change "
-                               "the variable and restart to retire it");
+                               "token 0 is TESLASYNC_API_TOKEN from the environment: unset or "
+                               "change the variable and restart to retire it");
            }
            const bool in_db = stored(s.db.delete_token(id), "revoke API token");
            const bool in_memory = s.tokens.remove(id);
-           if (!in_db && !in_memory) throw http::Error(errc::not_found, "no API token " + std::string(text));
+           if (!in_db && !in_memory) {
+             throw http::Error(errc::not_found, "no API token " + std::string(text));
+           }
            return Response{.status = 204, .content_type = "application/json"};
          },
          blocking);

@@ -37,16 +37,23 @@ http::Request with_headers(http::Fields headers, std::string method = "POST") {
 }
 
 TEST(SameOrigin, ComparesOriginHostPortWithHostIgnoringDefaultPorts) {
-  EXPECT_TRUE(same_origin(with_headers({{"Host", "api.example:8080"}, {"Origin", "http://api.example:8080"}})));
-  EXPECT_TRUE(same_origin(with_headers({{"Host", "API.example"}, {"Origin", "https://api.example:443"}})));
-  EXPECT_TRUE(same_origin(with_headers({{"Host", "api.example:80"}, {"Origin", "http://api.example"}})));
-  EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example:8080"}, {"Origin", "http://api.example:8081"}})));
-  EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example"}, {"Origin", "http://evil.example"}})));
+  EXPECT_TRUE(same_origin(
+      with_headers({{"Host", "api.example:8080"}, {"Origin", "http://api.example:8080"}})));
+  EXPECT_TRUE(
+      same_origin(with_headers({{"Host", "API.example"}, {"Origin", "https://api.example:443"}})));
+  EXPECT_TRUE(
+      same_origin(with_headers({{"Host", "api.example:80"}, {"Origin", "http://api.example"}})));
+  EXPECT_FALSE(same_origin(
+      with_headers({{"Host", "api.example:8080"}, {"Origin", "http://api.example:8081"}})));
+  EXPECT_FALSE(
+      same_origin(with_headers({{"Host", "api.example"}, {"Origin", "http://evil.example"}})));
   EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example"}, {"Origin", "null"}})));
   EXPECT_FALSE(same_origin(with_headers({{"Origin", "http://api.example"}})));
   EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example"}})));
-  EXPECT_TRUE(same_origin(with_headers({{"Host", "api.example"}, {"Sec-Fetch-Site", "same-origin"}})));
-  EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example"}, {"Sec-Fetch-Site", "same-site"}})));
+  EXPECT_TRUE(
+      same_origin(with_headers({{"Host", "api.example"}, {"Sec-Fetch-Site", "same-origin"}})));
+  EXPECT_FALSE(
+      same_origin(with_headers({{"Host", "api.example"}, {"Sec-Fetch-Site", "same-site"}})));
 }
 
 TEST(Authenticate, CookieOnlyWithJsonAndSameOriginForStateChanges) {
@@ -56,8 +63,9 @@ TEST(Authenticate, CookieOnlyWithJsonAndSameOriginForStateChanges) {
   const std::string cookie = "teslasync_token=" + token;
   EXPECT_TRUE(authenticate(auth, with_headers({{"Cookie", cookie}}, "GET")));
   EXPECT_TRUE(authenticate(auth, with_headers({{"Cookie", cookie}}, "HEAD")));
-  EXPECT_THROW(authenticate(auth, with_headers({{"Cookie", cookie}, {"Host", "h"}, {"Origin", "http://h"}})),
-               http::Error);
+  EXPECT_THROW(
+      authenticate(auth, with_headers({{"Cookie", cookie}, {"Host", "h"}, {"Origin", "http://h"}})),
+      http::Error);
   EXPECT_TRUE(authenticate(auth, with_headers({{"Cookie", cookie},
                                                {"Host", "h"},
                                                {"Origin", "http://h"},
@@ -67,7 +75,8 @@ TEST(Authenticate, CookieOnlyWithJsonAndSameOriginForStateChanges) {
             make_error_code(http::errc::unauthorized));
   EXPECT_TRUE(authenticate(auth, with_headers({{"Authorization", "Bearer " + token}})));
   // A wrong bearer token does not fall back to a good cookie.
-  EXPECT_FALSE(authenticate(auth, with_headers({{"Authorization", "Bearer nope"}, {"Cookie", cookie}}, "GET")));
+  EXPECT_FALSE(authenticate(
+      auth, with_headers({{"Authorization", "Bearer nope"}, {"Cookie", cookie}}, "GET")));
   EXPECT_TRUE(auth.remove(1));
   EXPECT_FALSE(authenticate(auth, with_headers({{"Authorization", "Bearer " + token}})));
 }

@@ -6,9 +6,9 @@
 #include <map>
 
 #include "auth.hpp"
+#include "storage/database.hpp"
 #include "storage/errc.hpp"
 #include "support/temp_dir.hpp"
-#include "storage/database.hpp"
 
 namespace ts::api {
 namespace {
@@ -83,8 +83,9 @@ TEST(RefreshTokenStore, FailedSaveIsRetriedWithBackoffAndCounted) {
   EXPECT_EQ(slept, (std::vector<std::chrono::milliseconds>{10ms, 20ms}));
   EXPECT_EQ(store.failures(), 2u);
   EXPECT_FALSE(store.pending());
-  EXPECT_NE(metrics.render_prometheus().find("teslasync_fleet_api_refresh_token_save_failures_total 2"),
-            std::string::npos);
+  EXPECT_NE(
+      metrics.render_prometheus().find("teslasync_fleet_api_refresh_token_save_failures_total 2"),
+      std::string::npos);
 }
 
 TEST(RefreshTokenStore, StillFailingStaysPendingUntilTheNextTokenEvent) {

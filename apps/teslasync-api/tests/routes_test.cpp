@@ -3,14 +3,14 @@
 // http::Server) HEAD and SSE on the stream routes.
 #include "routes.hpp"
 
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
-#include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <fstream>
 #include <thread>
@@ -53,8 +53,8 @@ struct Api : ::testing::Test {
     store = std::make_unique<state::Store>(metrics);
     hub = std::make_shared<http::EventHub>(metrics);
     live = std::make_unique<Live>(*store, nullptr, hub, nullptr, 50ms);
-    ASSERT_TRUE(db->upsert_vehicle({.vin = "VIN1", .source = storage::VehicleSource::Manual,
-                                    .created_at = signal::now()}));
+    ASSERT_TRUE(db->upsert_vehicle(
+        {.vin = "VIN1", .source = storage::VehicleSource::Manual, .created_at = signal::now()}));
     vins.add("VIN1");
     set_up_tokens(config, *db, tokens);
     std::ifstream in(dir.file("admin-token"));
@@ -75,7 +75,9 @@ struct Api : ::testing::Test {
 
   Response call(std::string method, std::string target, http::Fields headers = {},
                 std::string body = {}) {
-    Request r{.method = std::move(method), .target = std::move(target), .body = std::move(body),
+    Request r{.method = std::move(method),
+              .target = std::move(target),
+              .body = std::move(body),
               .headers = std::move(headers)};
     return router->handle(r);
   }
@@ -103,32 +105,36 @@ TEST_F(Api, CookieOnAStateChangeNeedsJsonAndTheSameOrigin) {
     return h;
   };
   // The simple cross-site request of the review: a form can send text/plain with a cookie.
-  auto plain = call("POST", "/api/v1/vehicles",
-                    with({{"Content-Type", "text/plain"}, {"Origin", "http://127.0.0.1:8080"}}), kRegister);
+  auto plain =
+      call("POST", "/api/v1/vehicles",
+           with({{"Content-Type", "text/plain"}, {"Origin", "http://127.0.0.1:8080"}}), kRegister);
   EXPECT_EQ(plain.status, 403u) << plain.body;
-  auto foreign = call("POST", "/api/v1/vehicles",
-                      with({{"Content-Type", "application/json"}, {"Origin", "http://evil.example"}}),
-                      kRegister);
+  auto foreign = call(
+      "POST", "/api/v1/vehicles",
+      with({{"Content-Type", "application/json"}, {"Origin", "http://evil.example"}}), kRegister);
   EXPECT_EQ(foreign.status, 403u) << foreign.body;
   EXPECT_NE(foreign.body.find("same-origin"), std::string::npos) << foreign.body;
-  auto other_port = call("POST", "/api/v1/vehicles",
-                         with({{"Content-Type", "application/json"}, {"Origin", "http://127.0.0.1:9999"}}),
-                         kRegister);
+  auto other_port = call(
+      "POST", "/api/v1/vehicles",
+      with({{"Content-Type", "application/json"}, {"Origin", "http://127.0.0.1:9999"}}), kRegister);
   EXPECT_EQ(other_port.status, 403u);
-  auto no_origin = call("POST", "/api/v1/vehicles", with({{"Content-Type", "application/json"}}), kRegister);
+  auto no_origin =
+      call("POST", "/api/v1/vehicles", with({{"Content-Type", "application/json"}}), kRegister);
   EXPECT_EQ(no_origin.status, 403u) << "neither Origin nor Sec-Fetch-Site";
   auto same = call("POST", "/api/v1/vehicles",
                    with({{"Content-Type", "application/json; charset=utf-8"},
                          {"Origin", "http://127.0.0.1:8080"}}),
                    kRegister);
   EXPECT_EQ(same.status, 201u) << same.body;
-  auto fetch_meta = call("POST", "/api/v1/vehicles",
-                         with({{"Content-Type", "application/json"}, {"Sec-Fetch-Site", "same-origin"}}),
-                         R"({"vin":"VIN3"})");
+  auto fetch_meta =
+      call("POST", "/api/v1/vehicles",
+           with({{"Content-Type", "application/json"}, {"Sec-Fetch-Site", "same-origin"}}),
+           R"({"vin":"VIN3"})");
   EXPECT_EQ(fetch_meta.status, 201u) << fetch_meta.body;
-  auto cross_site = call("POST", "/api/v1/vehicles",
-                         with({{"Content-Type", "application/json"}, {"Sec-Fetch-Site", "cross-site"}}),
-                         R"({"vin":"VIN4"})");
+  auto cross_site =
+      call("POST", "/api/v1/vehicles",
+           with({{"Content-Type", "application/json"}, {"Sec-Fetch-Site", "cross-site"}}),
+           R"({"vin":"VIN4"})");
   EXPECT_EQ(cross_site.status, 403u);
   // Safe methods take the cookie as it is.
   EXPECT_EQ(call("GET", "/api/v1/vehicles", cookie).status, 200u);
@@ -139,13 +145,14 @@ TEST_F(Api, CookieOnAStateChangeNeedsJsonAndTheSameOrigin) {
 TEST_F(Api, BearerIsUnaffectedButJsonRoutesRefuseOtherContentTypes) {
   auto ok = call("POST", "/api/v1/vehicles", bearer(admin), kRegister);
   EXPECT_EQ(ok.status, 201u) << ok.body;
-  auto plain = call("POST", "/api/v1/vehicles",
-                    {{"Authorization", "Bearer " + admin}, {"Content-Type", "text/plain"}}, kRegister);
+  auto plain =
+      call("POST", "/api/v1/vehicles",
+           {{"Authorization", "Bearer " + admin}, {"Content-Type", "text/plain"}}, kRegister);
   EXPECT_EQ(plain.status, 415u) << plain.body;
-  auto form = call("POST", "/api/v1/vehicles",
-                   {{"Authorization", "Bearer " + admin},
-                    {"Content-Type", "application/x-www-form-urlencoded"}},
-                   kRegister);
+  auto form = call(
+      "POST", "/api/v1/vehicles",
+      {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/x-www-form-urlencoded"}},
+      kRegister);
   EXPECT_EQ(form.status, 415u) << "curl -d without -H";
   auto none = call("POST", "/api/v1/vehicles", bearer(admin, false), R"({"vin":"VIN7"})");
   EXPECT_EQ(none.status, 201u) << "an API client that sends no Content-Type: " << none.body;
@@ -169,10 +176,12 @@ TEST_F(Api, SessionSetsAndClearsTheCookie) {
   auto tls = call("POST", "/api/v1/session",
                   {{"Content-Type", "application/json"}, {"X-Forwarded-Proto", "https"}},
                   R"({"token":")" + admin + "\"}");
-  EXPECT_EQ(header(tls, "Set-Cookie"), "teslasync_token=" + admin + "; Path=/; HttpOnly; SameSite=Strict; Secure");
+  EXPECT_EQ(header(tls, "Set-Cookie"),
+            "teslasync_token=" + admin + "; Path=/; HttpOnly; SameSite=Strict; Secure");
   auto out = call("DELETE", "/api/v1/session");
   EXPECT_EQ(out.status, 204u);
-  EXPECT_EQ(header(out, "Set-Cookie"), "teslasync_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+  EXPECT_EQ(header(out, "Set-Cookie"),
+            "teslasync_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
 }
 
 // ---- L8: tokens ----
@@ -264,15 +273,20 @@ TEST_F(Api, RegisteringAVehicleUsesTheVinRule) {
   auto dash = call("POST", "/api/v1/vehicles", bearer(admin), R"({"vin":"WITH-DASH"})");
   EXPECT_EQ(dash.status, 422u);
   EXPECT_NE(dash.body.find("1-32 letters and digits"), std::string::npos) << dash.body;
-  EXPECT_EQ(call("POST", "/api/v1/vehicles", bearer(admin), R"({"vin":")" + std::string(33, 'A') + "\"}").status,
-            422u);
-  EXPECT_EQ(call("POST", "/api/v1/vehicles", bearer(admin), R"({"vin":")" + std::string(32, 'A') + "\"}").status,
-            201u);
+  EXPECT_EQ(
+      call("POST", "/api/v1/vehicles", bearer(admin), R"({"vin":")" + std::string(33, 'A') + "\"}")
+          .status,
+      422u);
+  EXPECT_EQ(
+      call("POST", "/api/v1/vehicles", bearer(admin), R"({"vin":")" + std::string(32, 'A') + "\"}")
+          .status,
+      201u);
 }
 
 // ---- over a socket: L1 (HEAD) and M9 (snapshots and /metrics on the worker pool) ----
 
-std::string raw_roundtrip(std::uint16_t port, const std::string& request, std::string_view until = {}) {
+std::string raw_roundtrip(std::uint16_t port, const std::string& request,
+                          std::string_view until = {}) {
   boost::asio::io_context io;
   boost::asio::ip::tcp::socket s(io);
   s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
@@ -308,8 +322,8 @@ struct ApiServer : Api {
     thread.join();
   }
   std::string head(const std::string& path, const std::string& auth) {
-    return raw_roundtrip(server->port(),
-                         "HEAD " + path + " HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n");
+    return raw_roundtrip(server->port(), "HEAD " + path + " HTTP/1.1\r\nHost: x\r\n" + auth +
+                                             "Connection: close\r\n\r\n");
   }
 };
 
@@ -323,20 +337,23 @@ TEST_F(ApiServer, HeadOnStreamsNeedsATokenAndAKnownVin) {
 }
 
 TEST_F(ApiServer, StreamsAndMetricsStillServeFromTheWorkerPool) {
-  store->apply({.vin = "VIN1", .name = "Odometer", .ts = signal::now(), .received_at = signal::now(),
+  store->apply({.vin = "VIN1",
+                .name = "Odometer",
+                .ts = signal::now(),
+                .received_at = signal::now(),
                 .value = signal::Value::float64(12.5)});
   const std::string auth = "Authorization: Bearer " + admin + "\r\n";
-  auto events = raw_roundtrip(server->port(),
-                              "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", "Odometer");
+  auto events = raw_roundtrip(
+      server->port(), "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", "Odometer");
   EXPECT_EQ(events.rfind("HTTP/1.1 200", 0), 0u) << events;
   EXPECT_NE(events.find("text/event-stream"), std::string::npos);
   EXPECT_NE(events.find("Odometer"), std::string::npos) << "the snapshot arrived: " << events;
-  auto one = raw_roundtrip(server->port(),
-                           "GET /api/v1/vehicles/VIN1/stream HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
-                           "Odometer");
+  auto one = raw_roundtrip(
+      server->port(), "GET /api/v1/vehicles/VIN1/stream HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      "Odometer");
   EXPECT_NE(one.find("Odometer"), std::string::npos) << one;
-  auto m = raw_roundtrip(server->port(),
-                         "GET /metrics HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n");
+  auto m = raw_roundtrip(
+      server->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n");
   EXPECT_EQ(m.rfind("HTTP/1.1 200", 0), 0u);
   EXPECT_NE(m.find("# TYPE"), std::string::npos);
 }
