@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <span>
 
+#include "signal/vin.hpp"
+
 namespace ts::api {
 namespace {
 
@@ -90,7 +92,8 @@ const Variable kVariables[] = {
        return {};
      }},
     {"TESLASYNC_API_TOKEN", "(generated)",
-     "admin API token to use instead of the one generated at first start (at least 16 characters)",
+     "admin API token from the environment (at least 16 characters); when set, none is generated "
+     "at first start, and tokens already stored stay valid until revoked",
      [](Config& c, std::string_view v) -> Error {
        if (v.size() < 16) return "must be at least 16 characters";
        c.api_token = v;
@@ -238,7 +241,8 @@ const Variable kVariables[] = {
      }},
     {"FLEET_TELEMETRY_BATCH_MAX_MESSAGES", "256", "messages per batch at most",
      [](Config& c, std::string_view v) { return parse_int(v, c.batch_max_messages, 1, 1'000'000); }},
-    {"TESLASYNC_VEHICLES", "(none)", "comma-separated VINs to register at start",
+    {"TESLASYNC_VEHICLES", "(none)",
+     "comma-separated VINs to register at start (each 1-32 letters and digits)",
      [](Config& c, std::string_view v) -> Error {
        c.vehicles.clear();
        while (!v.empty()) {
@@ -246,6 +250,9 @@ const Variable kVariables[] = {
          auto vin = v.substr(0, comma);
          while (!vin.empty() && vin.front() == ' ') vin.remove_prefix(1);
          while (!vin.empty() && vin.back() == ' ') vin.remove_suffix(1);
+         if (!vin.empty() && !signal::valid_vin(vin)) {
+           return fmt::format("{:?} is not a VIN ({})", vin, signal::kVinRule);
+         }
          if (!vin.empty()) c.vehicles.emplace_back(vin);
          v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
        }
@@ -297,7 +304,9 @@ const Variable kVariables[] = {
        c.client_secret = v;
        return {};
      }},
-    {"TESLA_REFRESH_TOKEN", "(none)", "the vehicle owner's OAuth refresh token (polling vehicle_data)",
+    {"TESLA_REFRESH_TOKEN", "(none)",
+     "the vehicle owner's OAuth refresh token (polling vehicle_data); Tesla rotates it and the "
+     "rotated one is saved, but a changed value here wins at the next start",
      [](Config& c, std::string_view v) -> Error {
        c.refresh_token = v;
        return {};

@@ -1,7 +1,11 @@
 #include "fleet_bridge.hpp"
 
+#include <thread>
+
+#include "auth.hpp"
 #include "core/log.hpp"
 #include "services.hpp"
+#include "storage/database.hpp"
 
 namespace ts::api {
 namespace {
@@ -93,6 +97,100 @@ std::string refresh_error_vins(Services& s) {
     return "storing error VINs: " + r.error().message();
   }
   return {};
+}
+
+RefreshTokenChoice choose_refresh_token(std::string_view env_token,
+                                        const std::optional<std::string>& saved,
+                                        const std::optional<std::string>& saved_seed_sha256) {
+  const bool have_saved = saved && !saved->empty();
+  if (env_token.empty()) return {.token = have_saved ? *saved : std::string()};
+  if (!have_saved) return {.token = std::string(env_token), .save_token = true, .save_seed = true};
+  const auto env_hash = token_hash(env_token);
+  if (!saved_seed_sha256) return {.token = *saved, .save_seed = true};
+  if (*saved_seed_sha256 != env_hash) {
+    return {.token = std::string(env_token), .save_token = true, .save_seed = true};
+  }
+  return {.token = *saved};
+}
+
+RefreshTokenStore::RefreshTokenStore(Write write, core::MetricsRegistry* metrics,
+                                     std::vector<std::chrono::milliseconds> backoff, Sleep sleep)
+    : write_(std::move(write)), backoff_(std::move(backoff)), sleep_(std::move(sleep)) {
+  if (!sleep_) sleep_ = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  if (metrics) {
+    failures_ = &metrics
+                     ->counter("teslasync_fleet_api_refresh_token_save_failures_total",
+                               "Failed attempts to save a rotated Tesla refresh token.")
+                     .get();
+  }
+}
+
+RefreshTokenStore::RefreshTokenStore(storage::Database& db, core::MetricsRegistry* metrics)
+    : RefreshTokenStore([&db](std::string_view key,
+                              std::string_view value) { return db.set_setting(key, value); },
+                        metrics) {}
+
+bool RefreshTokenStore::save(std::string_view refresh_token,
+                             std::optional<std::string> seed_sha256) {
+  std::lock_guard lock(mutex_);
+  auto logger = log::get("poller");
+  for (std::size_t attempt = 0;; ++attempt) {
+    Result<void> r = write_(kRefreshTokenSetting, refresh_token);
+    if (r && seed_sha256) r = write_(kRefreshTokenSeedSetting, *seed_sha256);
+    if (r) {
+      if (pending_) logger->info("the Tesla refresh token is saved again");
+      pending_ = false;
+      return true;
+    }
+    failures_->inc();
+    if (attempt >= backoff_.size()) {
+      pending_ = true;
+      logger->error(
+          "saving the rotated Tesla refresh token failed {} times ({}); it is in memory "
+          "only and is saved with the next token refresh. A restart before then needs a "
+          "new TESLA_REFRESH_TOKEN",
+          attempt + 1, r.error().message());
+      return false;
+    }
+    logger->error("saving the rotated Tesla refresh token failed ({}); retrying in {} ms",
+                  r.error().message(), backoff_[attempt].count());
+    sleep_(backoff_[attempt]);
+  }
+}
+
+std::uint64_t RefreshTokenStore::failures() const { return failures_->value(); }
+
+bool RefreshTokenStore::pending() const {
+  std::lock_guard lock(mutex_);
+  return pending_;
+}
+
+std::string load_refresh_token(storage::Database& db, std::string_view env_token,
+                               RefreshTokenStore& store) {
+  auto logger = log::get("poller");
+  auto read = [&](std::string_view key) -> std::optional<std::string> {
+    auto r = db.get_setting(key);
+    if (!r) {
+      logger->error("reading setting {} failed: {}", key, r.error().message());
+      return std::nullopt;
+    }
+    return *r;
+  };
+  const auto saved = read(kRefreshTokenSetting);
+  const auto seed = read(kRefreshTokenSeedSetting);
+  auto choice = choose_refresh_token(env_token, saved, seed);
+  if (choice.save_token) {
+    if (saved && !saved->empty()) {
+      logger->info(
+          "TESLA_REFRESH_TOKEN changed since the saved token was seeded from it: using it");
+    }
+    store.save(choice.token, token_hash(env_token));
+  } else if (choice.save_seed) {
+    if (auto r = db.set_setting(kRefreshTokenSeedSetting, token_hash(env_token)); !r) {
+      logger->warn("recording the TESLA_REFRESH_TOKEN seed failed: {}", r.error().message());
+    }
+  }
+  return choice.token;
 }
 
 }  // namespace ts::api

@@ -59,26 +59,6 @@ class DatabaseWriter final : public ingest::BatchWriter {
   storage::Database& db_;
 };
 
-/// The admin token: TESLASYNC_API_TOKEN, else the tokens in the database, else a new one written
-/// to <data dir>/admin-token on this (first) start.
-void set_up_tokens(const Config& config, storage::Database& db, TokenAuth& tokens) {
-  auto logger = log::get("http");
-  if (!config.api_token.empty()) tokens.add_hash(token_hash(config.api_token));
-  auto stored = db.list_tokens();
-  if (!stored) throw std::runtime_error("reading API tokens: " + stored.error().message());
-  for (const auto& t : *stored) tokens.add_hash(t.sha256_hex);
-  if (!stored->empty() || !config.api_token.empty()) return;
-  const auto token = generate_token();
-  auto created = db.create_token("admin", token_hash(token), signal::now());
-  if (!created) throw std::runtime_error("storing the admin token: " + created.error().message());
-  const auto path = std::filesystem::path(config.data_dir) / "admin-token";
-  write_secret_file(path, token);
-  tokens.add_hash(token_hash(token));
-  logger->info("first start: created an admin API token and wrote it to {} (mode 0600); send it "
-               "as 'Authorization: Bearer <token>'",
-               std::filesystem::absolute(path).string());
-}
-
 /// The public key to serve, or "" when none is configured. Refuses private keys.
 std::string load_public_key(const Config& config) {
   if (config.public_key_file.empty()) return {};
@@ -166,12 +146,14 @@ int run(const Config& config) {
   // fails half way; core/lifecycle.hpp) ----
   std::unique_ptr<storage::Database> db_owner;
   TokenAuth tokens;
+  std::unique_ptr<TokenUsageWriter> token_usage;  // last_used_at off the request path
   VinRegistry vins;
   std::optional<state::Store> store_owner;
   std::unique_ptr<state::redis::RedisMirror> mirror;
   std::unique_ptr<state::redis::PubSub> bus;
   std::shared_ptr<http::EventHub> hub;
   std::optional<Live> live_owner;
+  std::unique_ptr<RefreshTokenStore> refresh_tokens;  // outlives the client that calls it
   std::unique_ptr<fleet_api::Client> fleet;
   std::unique_ptr<FleetVehicleSource> source;
   std::unique_ptr<polling::Poller> poller;
@@ -200,7 +182,7 @@ int run(const Config& config) {
                    : storage::redact_url(config.database_url),
                db.backend());
 
-  set_up_tokens(config, db, tokens);
+  token_usage = set_up_tokens(config, db, tokens);
   const std::string public_key = load_public_key(config);
 
   for (const auto& vin : config.vehicles) {
@@ -257,16 +239,16 @@ int run(const Config& config) {
 
   // ---- Fleet API and polling ----
   if (!config.fleet_api_base_url.empty()) {
-    std::string refresh = config.refresh_token;
-    if (auto saved = db.get_setting("tesla_refresh_token"); saved && *saved) refresh = **saved;
+    refresh_tokens = std::make_unique<RefreshTokenStore>(db, &metrics);
+    const std::string refresh = load_refresh_token(db, config.refresh_token, *refresh_tokens);
     fleet = std::make_unique<fleet_api::Client>(fleet_api::ClientOptions{
         .base_url = config.fleet_api_base_url,
         .auth_url = config.auth_base_url,
         .client_id = config.client_id,
         .client_secret = config.client_secret,
         .user_refresh_token = refresh,
-        .on_user_token = [&db](const fleet_api::Token& t) {
-          if (!t.refresh_token.empty()) (void)db.set_setting("tesla_refresh_token", t.refresh_token);
+        .on_user_token = [&store = *refresh_tokens](const fleet_api::Token& t) {
+          if (!t.refresh_token.empty()) store.save(t.refresh_token);
         },
         .metrics = &metrics});
     source = std::make_unique<FleetVehicleSource>(*fleet);

@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "signal/vin.hpp"
 #include "views.hpp"
 
 namespace ts::api {
@@ -55,12 +56,41 @@ T stored(Result<T> r, std::string_view what) {
   return std::move(*r);
 }
 
-bool valid_vin(std::string_view vin) {
-  if (vin.empty() || vin.size() > 64) return false;
-  for (char c : vin) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+/// The JSON object of a request body: 415 when a Content-Type other than application/json is
+/// given (whatever the credentials: a body declared as something else is never parsed as JSON),
+/// 400 unless it parses to an object. A missing Content-Type is read as JSON for API clients;
+/// cookie-authenticated requests must declare it anyway (auth.hpp, CSRF rule).
+boost::json::object json_body(const Request& r) {
+  if (auto type = r.header("Content-Type"); type && !is_json_content_type(type)) {
+    throw http::Error(errc::unsupported_media_type,
+                      "the body must be sent as Content-Type: application/json");
   }
-  return true;
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(r.body, ec);
+  if (ec || !doc.is_object()) throw http::Error(errc::bad_request, "body must be a JSON object");
+  return std::move(doc.as_object());
+}
+
+std::string token_json(std::int64_t id, std::string_view name, bool environment,
+                       std::optional<signal::Timestamp> created_at,
+                       std::optional<signal::Timestamp> last_used_at) {
+  std::string out = "{\"id\":" + std::to_string(id) + ",\"name\":";
+  append_json_string(out, name);
+  out += environment ? ",\"source\":\"environment\"" : ",\"source\":\"database\"";
+  auto time = [&out](std::optional<signal::Timestamp> t) {
+    if (t) {
+      out += "\"" + signal::format_time(*t) + "\"";
+    } else {
+      out += "null";
+    }
+  };
+  out += ",\"created_at\":";
+  time(created_at);
+  out += ",\"last_used_at\":";
+  time(last_used_at);
+  out += ",\"revocable\":";
+  out += environment ? "false" : "true";
+  return out + "}";
 }
 
 /// 404 unless `vin` is registered.
@@ -104,10 +134,7 @@ std::string vehicle_json(Services& s, const storage::Vehicle& v,
 }  // namespace
 
 std::shared_ptr<const http::Router> make_router(Services& s) {
-  auto authenticate = [&s](const Request& r) -> Result<std::string> {
-    if (s.tokens.check(r.header("Authorization"), r.header("Cookie"))) return std::string("admin");
-    return make_error_code(errc::unauthorized);
-  };
+  auto authenticate = [&s](const Request& r) { return api::authenticate(s.tokens, r); };
   auto router = std::make_shared<http::Router>(authenticate);
   auto& rt = *router;
   const http::RouteOptions blocking = http::kBlocking;
@@ -138,11 +165,109 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
          },
          http::kPublic);
 
+  // ---- web UI session: the token as an HttpOnly cookie ----
+  // Public: the token in the body is the credential. Secure only when the client reached us over
+  // TLS (X-Forwarded-Proto: https): the API serves plain HTTP on loopback by default, where a
+  // browser would drop a Secure cookie and sign-in could never work.
+  rt.post("/api/v1/session",
+          [&s](const Request& r) {
+            auto body = json_body(r);
+            const auto* token = body.if_contains("token");
+            if (!token || !token->is_string() || token->as_string().empty()) {
+              throw http::Error(errc::unprocessable, "token must be a non-empty string");
+            }
+            auto who = s.tokens.find(token->as_string(), signal::now());
+            if (!who) throw http::Error(errc::unauthorized, "unknown or revoked token");
+            std::string out = "{\"name\":";
+            append_json_string(out, who->name);
+            auto res = http::json_response(200, out + "}");
+            res.headers.emplace_back("Set-Cookie",
+                                     session_cookie(token->as_string(), came_over_tls(r)));
+            res.headers.emplace_back("Cache-Control", "no-store");
+            return res;
+          },
+          http::kPublic);
+  rt.del("/api/v1/session",
+         [](const Request& r) {
+           Response res{.status = 204, .content_type = "application/json"};
+           res.headers.emplace_back("Set-Cookie", clear_session_cookie(came_over_tls(r)));
+           return res;
+         },
+         http::kPublic);
+
+  // ---- API tokens ----
+  rt.get("/api/v1/tokens",
+         [&s](const Request&) {
+           std::vector<std::string> items;
+           if (auto env = s.tokens.environment_token()) {
+             items.push_back(token_json(env->id, env->name, true, std::nullopt, env->last_used_at));
+           }
+           for (const auto& t : stored(s.db.list_tokens(), "API tokens")) {
+             auto used = t.last_used_at;
+             if (auto mem = s.tokens.last_used(t.id); mem && (!used || *mem > *used)) used = mem;
+             items.push_back(token_json(t.id, t.name, false, t.created_at, used));
+           }
+           return http::json_response(200, "{\"tokens\":" + json_array(items) + "}");
+         },
+         blocking);
+  rt.post("/api/v1/tokens",
+          [&s](const Request& r) {
+            auto body = json_body(r);
+            const auto* name = body.if_contains("name");
+            if (!name || !name->is_string() || name->as_string().empty() ||
+                name->as_string().size() > 64) {
+              throw http::Error(errc::unprocessable, "name must be a string of 1..64 characters");
+            }
+            for (char c : name->as_string()) {
+              if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+                throw http::Error(errc::unprocessable, "name must not contain control characters");
+              }
+            }
+            const auto token = generate_token();
+            auto created =
+                stored(s.db.create_token(name->as_string(), token_hash(token), signal::now()),
+                       "create API token");
+            s.tokens.add(created.sha256_hex, created.id, created.name);
+            auto out =
+                token_json(created.id, created.name, false, created.created_at, std::nullopt);
+            out.pop_back();
+            out += ",\"token\":";
+            append_json_string(out, token);
+            auto res = http::json_response(201, out + "}");
+            res.headers.emplace_back("Cache-Control", "no-store");
+            return res;
+          },
+          blocking);
+  rt.del("/api/v1/tokens/{id}",
+         [&s](const Request& r) {
+           const auto text = r.param("id");
+           std::int64_t id = -1;
+           auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+           if (ec != std::errc() || end != text.data() + text.size() || id < 0) {
+             throw http::Error(errc::not_found, "no API token " + std::string(text));
+           }
+           if (id == kEnvironmentTokenId && s.tokens.environment_token()) {
+             throw http::Error(errc::conflict,
+                               "token 0 is TESLASYNC_API_TOKEN from the environment: unset or "
+                               "change the variable and restart to retire it");
+           }
+           const bool in_db = stored(s.db.delete_token(id), "revoke API token");
+           const bool in_memory = s.tokens.remove(id);
+           if (!in_db && !in_memory) {
+             throw http::Error(errc::not_found, "no API token " + std::string(text));
+           }
+           return Response{.status = 204, .content_type = "application/json"};
+         },
+         blocking);
+
   // ---- operations ----
-  rt.get("/metrics", [&s](const Request&) {
-    return Response{.content_type = "text/plain; version=0.0.4; charset=utf-8",
-                    .body = s.metrics.render_prometheus()};
-  });
+  // Rendering every family takes time with many vehicles: not on the io thread.
+  rt.get("/metrics",
+         [&s](const Request&) {
+           return Response{.content_type = "text/plain; version=0.0.4; charset=utf-8",
+                           .body = s.metrics.render_prometheus()};
+         },
+         blocking);
   rt.get("/api/v1/system/telemetry-pipeline",
          [&s](const Request&) { return http::json_response(200, evaluate(s.pipeline())); });
 
@@ -159,14 +284,12 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
          blocking);
   rt.post("/api/v1/vehicles",
           [&s](const Request& r) {
-            boost::system::error_code ec;
-            auto doc = boost::json::parse(r.body, ec);
-            if (ec || !doc.is_object()) throw http::Error(errc::bad_request, "body must be a JSON object");
-            const auto* vin = doc.as_object().if_contains("vin");
-            const auto* name = doc.as_object().if_contains("name");
-            if (!vin || !vin->is_string() || !valid_vin(vin->as_string())) {
+            auto doc = json_body(r);
+            const auto* vin = doc.if_contains("vin");
+            const auto* name = doc.if_contains("name");
+            if (!vin || !vin->is_string() || !signal::valid_vin(vin->as_string())) {
               throw http::Error(errc::unprocessable,
-                                "vin must be 1..64 letters, digits or dashes");
+                                "vin must be " + std::string(signal::kVinRule));
             }
             if (name && !name->is_string()) throw http::Error(errc::unprocessable, "name must be a string");
             storage::Vehicle v{.vin = std::string(vin->as_string()),
@@ -244,12 +367,16 @@ std::shared_ptr<const http::Router> make_router(Services& s) {
          blocking);
 
   // ---- live streams ----
+  // Blocking: the snapshot of the whole fleet is a large string, built on the worker pool so a
+  // reconnect storm does not stall every other stream and inline route on the io thread.
   rt.stream("/api/v1/events",
-            {.hub = s.hub, .key = nullptr, .snapshot = [&s](const Request&) { return s.live.snapshot(""); }});
+            {.hub = s.hub, .key = nullptr, .snapshot = [&s](const Request&) { return s.live.snapshot(""); }},
+            blocking);
   rt.stream("/api/v1/vehicles/{vin}/stream",
             {.hub = s.hub,
              .key = [&s](const Request& r) { return registered_vin(s, r); },
-             .snapshot = [&s](const Request& r) { return s.live.snapshot(r.param("vin")); }});
+             .snapshot = [&s](const Request& r) { return s.live.snapshot(r.param("vin")); }},
+            blocking);
 
   // ---- Tesla diagnostics ----
   rt.get("/api/v1/tesla/fleet-telemetry/errors",

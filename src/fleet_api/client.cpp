@@ -13,6 +13,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "fleet_api/responses.hpp"
+#include "signal/vin.hpp"
 
 namespace ts::fleet_api {
 
@@ -46,16 +47,13 @@ std::string encode(std::string_view text, std::string_view keep = {}) {
   return out;
 }
 
-// A VIN (or the numeric id the API also accepts) that can go into a path as is.
-bool valid_vin(std::string_view vin) {
-  return !vin.empty() && vin.size() <= 32 && std::all_of(vin.begin(), vin.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-  });
-}
+// A VIN (or the numeric id the API also accepts) that can go into a path as is: the one rule
+// of signal/vin.hpp, shared with the API routes and TESLASYNC_VEHICLES.
+using signal::valid_vin;
 
 Error invalid_vin(std::string_view vin) {
   return Error(errc::invalid_request,
-               "'" + std::string(vin.substr(0, 40)) + "' is not a VIN (1-32 letters and digits)");
+               "'" + std::string(vin.substr(0, 40)) + "' is not a VIN (" + std::string(signal::kVinRule) + ")");
 }
 
 std::string vins_json(const std::vector<std::string>& vins) {

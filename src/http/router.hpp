@@ -106,7 +106,8 @@ class Router {
   }
   /// A GET route answered as an SSE stream from `sse.hub` (see sse.hpp). Authentication and
   /// `sse.key` run before any byte of the stream is sent (so they can still answer 401/404);
-  /// with Execution::Blocking, they and `sse.snapshot` run on the worker pool.
+  /// with Execution::Blocking, they and `sse.snapshot` run on the worker pool. HEAD runs the same
+  /// authentication and key (same 401/404 as GET) and then answers the stream's headers only.
   Router& stream(std::string_view pattern, SseRoute sse, RouteOptions options = {});
   /// Answers every request that no route's pattern matches (instead of 404), any method.
   Router& fallback(Handler handler, RouteOptions options = {});

@@ -267,7 +267,17 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       if (!match.route) {
         res = Router::no_route(match);
       } else if (match.route->sse && is_head) {
-        res = Response{200, "text/event-stream", {}, {{"Cache-Control", "no-cache"}}};
+        // The same checks as GET (authentication, then the key: 401/404), but no snapshot and
+        // no stream: HEAD must not reveal what GET would refuse.
+        auto opened = co_await run(*match.route,
+                                   [&] { return router->open_stream(*match.route, req); });
+        if (!opened) {
+          res = error_response(errc::unavailable, "too many requests in progress");
+        } else if (auto* refused = std::get_if<Response>(&*opened)) {
+          res = std::move(*refused);
+        } else {
+          res = Response{200, "text/event-stream", {}, {{"Cache-Control", "no-cache"}}};
+        }
       } else if (match.route->sse) {
         // A stream keeps this frame alive for hours: drop the parser and read buffer first.
         parser_slot.reset();

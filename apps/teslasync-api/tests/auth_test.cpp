@@ -1,5 +1,7 @@
 #include "auth.hpp"
 
+#include "http/router.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -28,6 +30,55 @@ TEST(TokenAuth, AcceptsBearerOrCookieOfAKnownToken) {
   EXPECT_FALSE(auth.check(std::nullopt, "teslasync_tokenx=" + token));
   EXPECT_FALSE(auth.check(std::nullopt, std::nullopt));
   EXPECT_FALSE(auth.check("Bearer ", "teslasync_token="));
+}
+
+http::Request with_headers(http::Fields headers, std::string method = "POST") {
+  return http::Request{.method = std::move(method), .target = "/", .headers = std::move(headers)};
+}
+
+TEST(SameOrigin, ComparesOriginHostPortWithHostIgnoringDefaultPorts) {
+  EXPECT_TRUE(same_origin(
+      with_headers({{"Host", "api.example:8080"}, {"Origin", "http://api.example:8080"}})));
+  EXPECT_TRUE(
+      same_origin(with_headers({{"Host", "API.example"}, {"Origin", "https://api.example:443"}})));
+  EXPECT_TRUE(
+      same_origin(with_headers({{"Host", "api.example:80"}, {"Origin", "http://api.example"}})));
+  EXPECT_FALSE(same_origin(
+      with_headers({{"Host", "api.example:8080"}, {"Origin", "http://api.example:8081"}})));
+  EXPECT_FALSE(
+      same_origin(with_headers({{"Host", "api.example"}, {"Origin", "http://evil.example"}})));
+  EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example"}, {"Origin", "null"}})));
+  EXPECT_FALSE(same_origin(with_headers({{"Origin", "http://api.example"}})));
+  EXPECT_FALSE(same_origin(with_headers({{"Host", "api.example"}})));
+  EXPECT_TRUE(
+      same_origin(with_headers({{"Host", "api.example"}, {"Sec-Fetch-Site", "same-origin"}})));
+  EXPECT_FALSE(
+      same_origin(with_headers({{"Host", "api.example"}, {"Sec-Fetch-Site", "same-site"}})));
+}
+
+TEST(Authenticate, CookieOnlyWithJsonAndSameOriginForStateChanges) {
+  TokenAuth auth;
+  auto token = generate_token();
+  auth.add(token_hash(token), 1, "admin");
+  const std::string cookie = "teslasync_token=" + token;
+  EXPECT_TRUE(authenticate(auth, with_headers({{"Cookie", cookie}}, "GET")));
+  EXPECT_TRUE(authenticate(auth, with_headers({{"Cookie", cookie}}, "HEAD")));
+  EXPECT_THROW(
+      authenticate(auth, with_headers({{"Cookie", cookie}, {"Host", "h"}, {"Origin", "http://h"}})),
+      http::Error);
+  EXPECT_TRUE(authenticate(auth, with_headers({{"Cookie", cookie},
+                                               {"Host", "h"},
+                                               {"Origin", "http://h"},
+                                               {"Content-Type", "application/json"}},
+                                              "DELETE")));
+  EXPECT_EQ(authenticate(auth, with_headers({{"Cookie", "teslasync_token=nope"}}, "GET")).error(),
+            make_error_code(http::errc::unauthorized));
+  EXPECT_TRUE(authenticate(auth, with_headers({{"Authorization", "Bearer " + token}})));
+  // A wrong bearer token does not fall back to a good cookie.
+  EXPECT_FALSE(authenticate(
+      auth, with_headers({{"Authorization", "Bearer nope"}, {"Cookie", cookie}}, "GET")));
+  EXPECT_TRUE(auth.remove(1));
+  EXPECT_FALSE(authenticate(auth, with_headers({{"Authorization", "Bearer " + token}})));
 }
 
 TEST(SecretFile, IsOwnerOnly) {

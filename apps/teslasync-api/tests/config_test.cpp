@@ -85,6 +85,24 @@ TEST(Config, InvalidValuesNameTheVariable) {
             std::string::npos);
 }
 
+// L6: TESLASYNC_VEHICLES follows the one VIN rule (signal/vin.hpp) and is checked at start-up.
+TEST(Config, VehiclesFollowTheVinRuleAndNameTheVariable) {
+  auto error_of = [](std::string value) {
+    try {
+      load({{"TESLASYNC_VEHICLES", value}});
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of("VIN1, 5YJ3E1EA7KF000199, vin00000000000001"), "no error");
+  EXPECT_EQ(error_of("VIN1,WITH-DASH"),
+            "TESLASYNC_VEHICLES=\"VIN1,WITH-DASH\": \"WITH-DASH\" is not a VIN (1-32 letters and digits)");
+  EXPECT_NE(error_of("VIN1,has space").find("TESLASYNC_VEHICLES"), std::string::npos);
+  EXPECT_NE(error_of(std::string(33, 'A')).find("is not a VIN"), std::string::npos);
+  EXPECT_EQ(error_of(std::string(32, 'A')), "no error");
+}
+
 TEST(Config, Durations) {
   EXPECT_EQ(parse_duration("250ms", 1s), 250ms);
   EXPECT_EQ(parse_duration("2h", 1s), 2h);

@@ -355,6 +355,25 @@ TEST_F(SseServer, StreamRoutesAuthenticateAndMayRefuseBeforeStreaming) {
   EXPECT_EQ(metrics.gauge("teslasync_sse_clients", "").get().value(), 0.0);
 }
 
+// L1: HEAD on a stream route authenticates and checks the key exactly as GET does.
+TEST_F(SseServer, HeadOnStreamRoutesAuthenticatesAndChecksTheKeyLikeGet) {
+  start();
+  auto req = [&](const std::string& path, const std::string& auth) {
+    return testing::roundtrip(server->port(), "HEAD " + path + " HTTP/1.1\r\nHost: x\r\n" + auth +
+                                                  "Connection: close\r\n\r\n");
+  };
+  auto anon = req("/api/v1/vehicles/VINA/stream", "");
+  EXPECT_EQ(anon.rfind("HTTP/1.1 401", 0), 0u) << anon;
+  EXPECT_NE(anon.find("WWW-Authenticate: Bearer"), std::string::npos);
+  EXPECT_EQ(anon.find("\r\n\r\n") + 4, anon.size()) << "HEAD: no body";
+  auto unknown = req("/api/v1/vehicles/UNKNOWN/stream", "Authorization: Bearer t0k\r\n");
+  EXPECT_EQ(unknown.rfind("HTTP/1.1 404", 0), 0u) << unknown;
+  auto ok = req("/api/v1/vehicles/VINA/stream", "Authorization: Bearer t0k\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200 OK", 0), 0u) << ok;
+  EXPECT_NE(ok.find("Content-Type: text/event-stream"), std::string::npos);
+  EXPECT_EQ(server->streams(), 0u);
+}
+
 TEST_F(SseServer, BurstBeyondTheClientBufferDisconnectsWithAReason) {
   start({.heartbeat = 60s, .client_max_events = 3});
   SseClient c(server->port(), "/api/v1/events");
