@@ -63,11 +63,11 @@ int run(const Config& config) {
   // The components, declared before the Lifecycle so that they outlive it: whatever was started
   // is stopped in reverse order before any of them is destroyed, also when start-up fails half
   // way (core/lifecycle.hpp).
+  std::optional<ts::pki::VehicleServerContext> tls_owner;  // outlives the server using it
   std::map<Dispatcher, std::unique_ptr<ts::dispatch::Dispatcher>> dispatchers;
   std::unique_ptr<ts::runtime::ShardPool> pool;
   std::unique_ptr<ts::vehicle_link::VehicleServer> server_owner;
   std::unique_ptr<ts::http::Server> metrics_server, status_server;
-  std::optional<ts::pki::VehicleServerContext> tls_owner;
   ts::core::Lifecycle life("telemetry-server");
   const auto grace = config.mqtt ? config.mqtt->disconnect_timeout : std::chrono::milliseconds(250);
 

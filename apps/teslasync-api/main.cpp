@@ -210,10 +210,14 @@ int run(const Config& config) {
             .resync_from = &store},
         metrics);
     bus = std::make_unique<state::redis::PubSub>(redis, state::redis::PubSubOptions{}, metrics);
-    if (auto loaded = mirror->load_all(); loaded) {
+    if (auto loaded = mirror->load_all(); loaded && !loaded->empty()) {
       auto r = store.load(*loaded);
       logger->info("L1 warmed from Redis: {} signals ({} newer)", loaded->size(), r.newer);
       warm = true;
+    } else if (loaded) {
+      // An empty Redis (new, flushed, or restarted without persistence) knows nothing: the
+      // mirror copies L1 into it once connected.
+      logger->info("Redis holds no state; warming L1 from signal_log");
     } else {
       logger->warn("Redis unavailable at start ({}); warming L1 from signal_log instead",
                    loaded.error().message());
@@ -488,10 +492,12 @@ int run(const Config& config) {
 
   // ---- run until SIGINT/SIGTERM, then stop everything in reverse order of start ----
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  // The handler only stops the HTTP server (the io thread serves until it is closed); the rest
+  // stops on this thread once io.run() returned, in reverse order of start.
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     logger->info("signal {}: shutting down", sig);
-    life.stop();
+    server->stop();
   });
   io.run();
   life.stop();

@@ -76,10 +76,32 @@ void Ingest::offer(std::string_view topic, std::string_view payload, AckToken to
 
 void Ingest::offer_signals(std::vector<signal::Signal> signals, std::string_view source) {
   if (signals.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= 2 * options_.queue_batches) {
+      stats_.polls_dropped.inc(signals.size());
+      log::get("ingest")->warn("the signal_log writer is {} batches behind: {} polled values of {} "
+                               "are not stored",
+                               queue_.size(), signals.size(), signals.front().vin);
+      return;
+    }
+  }
+  // The dead letter's form of these values, should the database refuse them.
+  const std::string topic = std::string(source) + "/" + signals.front().vin;
+  std::string payload = "[";
+  for (const auto& sig : signals) {
+    if (payload.size() > 1) payload += ',';
+    payload += "{\"name\":\"" + sig.name + "\",\"value\":";
+    signal::append_json(payload, sig.value);
+    payload += ",\"ts\":\"";
+    signal::append_time(payload, sig.ts);
+    payload += "\"}";
+  }
+  payload += ']';
   storage::Batch records;
   records.signals = std::move(signals);
   const auto received_at = records.signals.front().received_at;
-  enqueue(records, source, {}, AckToken{}, received_at);
+  enqueue(records, topic, payload, AckToken{}, received_at);
 }
 
 void Ingest::offer_oversized(std::string_view topic, std::size_t bytes, AckToken token,
@@ -111,11 +133,12 @@ void Ingest::enqueue(storage::Batch& records, std::string_view topic, std::strin
                          .connectivity = static_cast<std::uint32_t>(b.connectivity.size()),
                          .vehicle_errors = static_cast<std::uint32_t>(b.vehicle_errors.size()),
                          .dead_letters = static_cast<std::uint32_t>(b.dead_letters.size()),
-                         .raw_end = static_cast<std::uint32_t>(open_.raw.size()),
                          .topic_size = static_cast<std::uint32_t>(topic.size()),
+                         .raw_end = open_.raw.size(),
                          .received_at = received_at});
   stats_.queued_messages.fetch_add(1, std::memory_order_relaxed);
-  if (open_.tokens.size() >= options_.batch_max_messages) {
+  if (open_.tokens.size() >= options_.batch_max_messages ||
+      open_.raw.size() >= options_.batch_max_bytes) {
     close_open_batch_locked();
     cv_.notify_one();
   } else if (open_.tokens.size() == 1) {
@@ -150,7 +173,7 @@ void Ingest::update_pause_locked() {
         "signal_log writer is {} batches behind: pausing MQTT intake until it catches up",
         queue_.size());
     if (hooks_.on_pause) hooks_.on_pause(true);
-  } else if (paused_ && resume) {
+  } else if (paused_ && resume && !stopping_) {  // stopping: intake stays paused
     paused_ = false;
     stats_.paused.store(false);
     log::get("ingest")->info("signal_log writer caught up: resuming MQTT intake");
@@ -269,6 +292,10 @@ std::optional<Result<void>> Ingest::write_retrying(const storage::BatchView& vie
 
 bool Ingest::write_messages(const Pending& p, std::size_t first, std::size_t last) {
   if (first == last) return true;
+  {
+    std::lock_guard lock(mutex_);
+    if (abandon_) return false;  // stop()'s deadline passed in the middle of a split batch
+  }
   auto result = write_retrying(slice(p.batch, p.marks, first, last));
   if (!result) return false;  // stopped while the database failed
   if (*result) return true;
@@ -301,8 +328,9 @@ bool Ingest::quarantine(const Pending& p, std::size_t index, const boost::system
     stats_.quarantine_failures.inc();
     logger->error("the dead letter for the message on {} was refused too ({}); it is dropped",
                   topic, stored->error().message());
+  } else {
+    stats_.dead_letters.inc();
   }
-  stats_.dead_letters.inc();
   return true;
 }
 
@@ -366,6 +394,9 @@ void Ingest::register_metrics(core::MetricsRegistry& registry) const {
   counter("teslasync_ingest_name_rejections_total",
           "dead letters for a signal name outside the Field enum or an over-long name or id",
           stats_.name_rejections);
+  counter("teslasync_ingest_polls_dropped_total",
+          "polled values not queued because the signal_log writer was far behind",
+          stats_.polls_dropped);
   counter("teslasync_ingest_pauses_total", "times MQTT intake was paused for back-pressure",
           stats_.pauses);
   registry.callback_gauge("teslasync_ingest_queue_batches", "batches waiting to be written",

@@ -65,6 +65,9 @@ struct IngestOptions {
   std::size_t batch_max_messages = 256;
   std::chrono::milliseconds batch_window{100};
   std::size_t queue_batches = 64;
+  /// A batch also closes once its messages hold this many bytes (topics and payloads kept for
+  /// dead letters), so that a few huge messages cannot make one huge batch.
+  std::size_t batch_max_bytes = 64 * 1024 * 1024;
   std::chrono::milliseconds retry_initial{100};
   std::chrono::milliseconds retry_max{5000};
   /// The writer counts as unhealthy (writer_problem()) once it has retried for this long.
@@ -97,6 +100,7 @@ struct IngestStats {
   core::Counter rejected_messages;    ///< messages the database refused: kept as dead letters
   core::Counter quarantine_failures;  ///< of those, ones not even storable as a dead letter
   core::Counter name_rejections;      ///< dead letters for an unknown field or over-long name
+  core::Counter polls_dropped;        ///< polled values not queued: the writer was far behind
   core::Counter pauses;
   std::atomic<std::int64_t> last_message_us{0};  ///< receive time of the newest message
   std::atomic<std::int64_t> last_write_us{0};    ///< when the last batch became durable
@@ -130,7 +134,9 @@ class Ingest {
   /// Values from another source (the Fleet API poller): stored through the same writer, with the
   /// same retries and failure classification as the stream, so a database outage delays them
   /// instead of losing them. Not observed (the caller updates live state itself), nothing to
-  /// acknowledge. `source` names them in a dead letter's topic. Any thread.
+  /// acknowledge. A refused one becomes a dead letter on "<source>/<VIN>" with the values as
+  /// JSON. Bounded: while twice `queue_batches` batches wait for the writer they are not queued
+  /// (counted in polls_dropped, logged; live state has them). Any thread.
   void offer_signals(std::vector<signal::Signal> signals, std::string_view source);
 
   const IngestStats& stats() const { return stats_; }
@@ -146,8 +152,8 @@ class Ingest {
   /// arrived).
   struct MessageMark {
     std::uint32_t signals = 0, alerts = 0, connectivity = 0, vehicle_errors = 0, dead_letters = 0;
-    std::uint32_t raw_end = 0;
     std::uint32_t topic_size = 0;
+    std::size_t raw_end = 0;
     signal::Timestamp received_at = 0;
   };
   struct Pending {

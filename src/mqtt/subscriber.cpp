@@ -276,12 +276,16 @@ struct Subscriber::Impl {
 
   // ---- inbound messages ---------------------------------------------------------------------
 
-  void deliver(const Packet& p) {
+  /// Hands a PUBLISH to on_message with a token that acknowledges it. `oversized_bytes` != 0:
+  /// its payload was read past (Message::oversized_bytes), it is delivered without it.
+  void deliver(const Packet& p, std::size_t oversized_bytes = 0) {
     sh.last_message_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count(),
                              std::memory_order_relaxed);
-    Message m{p.topic, p.payload, p.qos, p.retain, p.dup, AckToken{}};
+    Message m{p.topic, oversized_bytes != 0 ? std::string_view{} : p.payload, p.qos, p.retain,
+              p.dup, AckToken{}};
+    m.oversized_bytes = oversized_bytes;
     if (p.qos > 0) {
       Inbound& slot = inbound[p.packet_id];
       if (p.qos == 2 && slot.state == Slot::Qos2Received) {
@@ -338,36 +342,18 @@ struct Subscriber::Impl {
     }
   }
 
-  // A PUBLISH over max_packet_bytes: acknowledged so that it cannot block the session, then
-  // its payload is read past. Loud, because it is lost.
+  // A PUBLISH over max_packet_bytes: its payload is read past (never buffered), and it is
+  // delivered without it, with a token like any other: the application keeps a record of it
+  // (a dead letter) and acknowledges it once that is durable. Loud, because the payload is lost.
   void drop_oversized(const Packet& p) {
     stats.oversized_dropped.inc();
     std::uint64_t suppressed = 0;
     if (drop_log.allow(suppressed))
       log->error(
           "dropping the payload of a {}-byte message on '{}': larger than max_packet_bytes ({}); "
-          "it is acknowledged to the broker and delivered without its payload{}",
+          "it is delivered without its payload{}",
           p.remaining_length, p.topic, opt.max_packet_bytes, suppressed_note(suppressed));
-    if (p.qos == 1) {
-      encode_puback(control, p.packet_id);
-    } else if (p.qos == 2) {
-      Inbound& slot = inbound[p.packet_id];
-      if (slot.state == Slot::Qos1Delivered || slot.state == Slot::Qos2Delivered) {
-        stale.insert(slot.delivery);
-        --delivered_unacked;
-        publish_unacked();
-      }
-      slot = Inbound{0, Slot::Qos2Received};
-      encode_pubrec(control, p.packet_id);
-    }
-    wake_writer();
-    Message m{p.topic, {}, p.qos, p.retain, p.dup, AckToken{}};
-    m.oversized_bytes = p.remaining_length;
-    try {
-      s.on_message_(m);
-    } catch (...) {
-      stats.handler_errors.inc();
-    }
+    deliver(p, std::max<std::size_t>(p.remaining_length, 1));
   }
 
   void process_ack(const AckToken& t) {

@@ -50,10 +50,10 @@
 /// - QoS 2 (only if `qos` = 2 and the publisher uses it): PUBREC is sent on ack(), PUBCOMP on the
 ///   broker's PUBREL; a PUBLISH whose packet id is still between delivery and PUBREL is answered
 ///   and not delivered again. Across reconnects it is at least once, like QoS 1.
-/// - a PUBLISH larger than `max_packet_bytes` is read past, acknowledged (so that it cannot block
-///   the session for ever), logged at error level with its topic, counted in
-///   stats().oversized_dropped, and delivered without its payload (Message::oversized_bytes) so
-///   that the application can keep it as a dead letter.
+/// - a PUBLISH larger than `max_packet_bytes` is never buffered: its payload is read past, it is
+///   logged at error level with its topic, counted in stats().oversized_dropped, and delivered
+///   without its payload (Message::oversized_bytes), acknowledged through its token as usual, so
+///   that the application keeps it as a dead letter before it is acknowledged.
 ///
 /// Back-pressure: unacked() counts the QoS 1/2 messages delivered to on_message whose token has
 /// not been acked yet, stale ones included (the application still holds them). While it is at
@@ -108,8 +108,8 @@ struct Message {
   bool dup = false;      ///< the broker may have delivered it before
   AckToken token;
   /// Non-zero: a PUBLISH of this many bytes (remaining length) over `max_packet_bytes`. Its
-  /// payload was read past, so `payload` is empty; it was acknowledged already and its token
-  /// acknowledges nothing. Delivered so that the application can keep a record of it.
+  /// payload was read past, so `payload` is empty. Delivered (and acknowledged through its
+  /// token, like any message) so that the application can keep a record of it.
   std::size_t oversized_bytes = 0;
 };
 
@@ -155,7 +155,7 @@ struct SubscriberStats {
   core::Counter duplicates_suppressed;  ///< QoS 2 PUBLISH of an id still in flight: not delivered
   core::Counter acks_sent;              ///< PUBACK/PUBREC sent for ack()
   core::Counter stale_acks;             ///< ack() of a delivery from a lost connection: not sent
-  core::Counter oversized_dropped;      ///< PUBLISH over max_packet_bytes, acked and dropped
+  core::Counter oversized_dropped;      ///< PUBLISH over max_packet_bytes: payload dropped
   core::Counter handler_errors;         ///< on_message threw (the message stays unacked)
   core::Counter read_pauses;            ///< times reading stopped (max_unacked or pause())
   core::Counter bytes_read;             ///< bytes read from the broker connection

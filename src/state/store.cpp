@@ -364,7 +364,9 @@ struct Store::Impl {
   Applied apply_locked(Shard& shard, Vehicle& v, const Signal& s, bool& grew) {
     Timestamp& received = v.last_received[s.source == Source::Poll ? 1 : 0];
     received = std::max(received, s.received_at);
-    if (s.ts > s.received_at && s.ts - s.received_at > max_future_skew) {
+    // Unsigned: the difference of two extreme times (a corrupt row) must not overflow.
+    if (s.ts > s.received_at && static_cast<std::uint64_t>(s.ts) - static_cast<std::uint64_t>(s.received_at) >
+                                    static_cast<std::uint64_t>(max_future_skew)) {
       ++v.clock.future_signals;
       v.clock.last_future_ts = s.ts;
       v.clock.last_future_received_at = s.received_at;

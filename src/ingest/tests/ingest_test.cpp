@@ -299,6 +299,27 @@ TEST(Ingest, PolledSignalsAreRetriedUntilStored) {
   EXPECT_EQ(writer.batches()[0].signals[0].source, signal::Source::Poll);
 }
 
+// Polled values cannot pile up without bound while the writer is stuck: past twice the queue
+// they are not queued (counted); a refused poll is a dead letter holding its values.
+TEST(Ingest, PolledSignalsAreBoundedWhileTheWriterIsFarBehind) {
+  RecordingWriter writer;
+  writer.set_blocked(true);
+  Acks acks;
+  Ingest ingest({.batch_max_messages = 1, .queue_batches = 2}, writer, hooks(acks));
+  ingest.start();
+  auto poll = [](std::int64_t ts) {
+    return std::vector<signal::Signal>{signal::Signal{.vin = "VIN1", .name = "Soc", .ts = ts,
+                                                      .received_at = ts,
+                                                      .source = signal::Source::Poll,
+                                                      .value = signal::Value::float64(50)}};
+  };
+  for (int i = 1; i <= 10; ++i) ingest.offer_signals(poll(i), "poll");
+  EXPECT_GE(ingest.stats().polls_dropped.value(), 4u);
+  writer.set_blocked(false);
+  ingest.stop();
+  EXPECT_LE(merged(writer.batches()).signals.size(), 6u);
+}
+
 // A writer stuck on a transient failure is reported (for /readyz) once it has retried a while.
 TEST(Ingest, WriterRetryingLongerThanTheLimitIsReported) {
   RecordingWriter writer;

@@ -427,7 +427,8 @@ struct RedisMirror::Impl {
   core::Counter& errors;
   core::Counter& resyncs;
 
-  Store pending{4};  // coalesces by the store's rule; thread-safe itself
+  // Coalesces by the store's rule, with L1's bound on future times; thread-safe itself.
+  Store pending{4, options.max_future_skew};
   std::atomic<std::size_t> in_flight{0};
 
   mutable std::mutex mutex;              // guards stopping, work, deadline, synced_run_id
