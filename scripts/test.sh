@@ -2,8 +2,8 @@
 # Installs what is needed, builds, and runs every test (unit, conformance, integration with real
 # Mosquitto, Redis and PostgreSQL, fuzz-seed replays) on the AddressSanitizer + UndefinedBehavior-
 # Sanitizer build, so that a memory error or undefined behaviour in any parser fails the run; then
-# builds the release binaries and benchmarks (what scripts/demo.sh runs), and fuzzes for a short
-# while when clang is installed.
+# builds the release binaries and benchmarks (what scripts/demo.sh runs and the benchmarks
+# measure), and fuzzes for a short while when clang is installed.
 # Environment: TS_FUZZ_SECONDS (default 60; 0 skips fuzzing), TS_RELEASE_TESTS=1 also runs the whole
 # suite on the release build (the `default` preset).
 set -euo pipefail
@@ -23,13 +23,12 @@ phase "sanitizer build done"
 ctest --preset asan
 phase "tests under ASan+UBSan done"
 
+cmake --preset default
 if [[ "${TS_RELEASE_TESTS:-0}" == "1" ]]; then
-  cmake --preset default
   cmake --build --preset default
   ctest --preset default
 else
-  cmake --preset release
-  cmake --build --preset release
+  cmake --build --preset default --target telemetry-server teslasync-api tsctl vehicle-sim benchmarks
 fi
 phase "release build done"
 
