@@ -48,6 +48,14 @@ Error parse_int(std::string_view v, Int& out, std::int64_t min, std::int64_t max
   return {};
 }
 
+/// Whole days, 0..100000, into hours.
+Error parse_days(std::string_view v, std::chrono::hours& out) {
+  int days = 0;
+  if (auto e = parse_int(v, days, 0, 100000)) return e;
+  out = std::chrono::hours(24 * days);
+  return {};
+}
+
 Error parse_host_port(std::string_view v, std::string& host, std::uint16_t& port) {
   // host:port, [v6]:port, or host alone (port unchanged).
   std::string_view h = v, p;
@@ -114,20 +122,10 @@ const Variable kVariables[] = {
        return {};
      }},
     {"TESLASYNC_RETENTION_DAYS", "365", "days of signal_log kept; 0 keeps everything",
-     [](Config& c, std::string_view v) -> Error {
-       int days = 0;
-       if (auto e = parse_int(v, days, 0, 100000)) return e;
-       c.retention = std::chrono::hours(24 * days);
-       return {};
-     }},
+     [](Config& c, std::string_view v) { return parse_days(v, c.retention); }},
     {"TESLASYNC_DEAD_LETTER_RETENTION_DAYS", "30",
      "days dead letters are kept (their own retention, apart from signal_log's); 0 keeps them",
-     [](Config& c, std::string_view v) -> Error {
-       int days = 0;
-       if (auto e = parse_int(v, days, 0, 100000)) return e;
-       c.dead_letter_retention = std::chrono::hours(24 * days);
-       return {};
-     }},
+     [](Config& c, std::string_view v) { return parse_days(v, c.dead_letter_retention); }},
     {"TESLASYNC_DEAD_LETTER_MAX_ROWS", "100000",
      "dead letters kept at most; beyond it the oldest are removed (hourly)",
      [](Config& c, std::string_view v) {
